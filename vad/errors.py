@@ -1,0 +1,18 @@
+"""User-facing errors: each carries a one-line message that the CLI prints without a traceback."""
+from __future__ import annotations
+
+
+class VadError(Exception):
+    """Base class for errors caused by the user's input or environment, not by a bug (CLI exit code 2)."""
+
+
+class VideoError(VadError):
+    """A file could not be decoded as a video (names the file and the reason)."""
+
+
+class FeatureError(VadError):
+    """Features are missing, malformed or of the wrong shape."""
+
+
+class WeightsError(VadError):
+    """Backbone or model weights are missing or untrusted."""
