@@ -1,0 +1,545 @@
+"""A synthetic video anomaly benchmark drawn with OpenCV, written in the community's (UCF-Crime / RTFM) layout.
+
+Scenes: a textured background, static props, camera noise and slow lighting drift, and several agents walking
+smooth paths in one dominant direction (left to right). An abnormal video holds one anomaly of one class in a
+random window covering 5-30 % of its frames. Some classes are invisible in any single frame by design
+(``Running`` is a speed, ``WrongWay`` a direction, ``Fighting`` a stop plus jitter of a pair that also walks
+together in normal videos, ``Abandoned`` an object that looks like the scene's static props but appears).
+
+Layout written by :func:`make_benchmark` under ``OUT``::
+
+    videos/<Class>_<idx>.avi            MJPG in AVI: every frame a key frame, so decord seeks exactly
+    Temporal_Anomaly_Annotation.txt     "<file>  <Class>  <start1>  <end1>  -1  -1" (0-based, end exclusive)
+    labels.csv                          name,file,label,class,split,num_frames,fps
+    train.list / val.list / test.list   video paths relative to OUT, abnormal videos first
+    gt-val.npy / gt-test.npy            frame-level 0/1 (uint8) of the split's videos in list order
+    benchmark.json                      the config and a summary
+
+Everything is a function of ``(config, seed)``: the plan and each video's pixels come from seeded generators, so
+the same seed gives byte-identical labels and ground truth and identical frames.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+from tqdm.auto import tqdm
+
+from vad.errors import VadError, VideoError
+from vad.io_utils import atomic_path, write_json_atomic, write_text_atomic
+
+ANOMALY_CLASSES: tuple[str, ...] = ("Running", "Fighting", "Explosion", "Abandoned", "WrongWay", "Fire")
+NORMAL_CLASS = "Normal"
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+VIDEO_EXT = ".avi"
+FOURCC = "MJPG"
+LABELS_FILE = "labels.csv"
+ANNOTATION_FILE = "Temporal_Anomaly_Annotation.txt"
+LABEL_COLUMNS = ("name", "file", "label", "class", "split", "num_frames", "fps")
+
+
+class SynthError(VadError):
+    """A synthetic benchmark cannot be made or read (bad config, missing or malformed files)."""
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """How many videos, how they look, and how they are split."""
+
+    videos: int = 60  # total number of videos (>= 6: each split needs a normal and an abnormal video)
+    seed: int = 0  # master seed: plan, splits, windows and every pixel derive from it
+    width: int = 160  # frame width in pixels
+    height: int = 120  # frame height in pixels
+    fps: float = 15.0  # frames per second written into the video files
+    min_frames: int = 96  # shortest video, frames
+    max_frames: int = 192  # longest video, frames (inclusive)
+    abnormal_fraction: float = 0.5  # share of videos that hold an anomaly
+    val_fraction: float = 0.15  # share of each group (normal / abnormal) in the validation split
+    test_fraction: float = 0.4  # share of each group in the test split; the rest is training
+    min_window: float = 0.05  # shortest anomaly window, as a fraction of the video's frames
+    max_window: float = 0.30  # longest anomaly window, as a fraction of the video's frames
+    min_agents: int = 3  # fewest walking agents in a scene
+    max_agents: int = 6  # most walking agents in a scene (inclusive)
+    difficulty: float = 0.5  # 0 easy .. 1 hard: smaller agents, lower contrast, more camera noise
+    classes: tuple[str, ...] = ANOMALY_CLASSES  # anomaly classes used, a subset of ANOMALY_CLASSES
+
+    def validate(self) -> None:
+        """Raise :class:`SynthError` naming the first field that cannot work."""
+        if self.videos < 6:
+            raise SynthError(f"synth: --videos must be >= 6 (each split needs normal and abnormal), got {self.videos}")
+        if self.width < 64 or self.height < 48 or self.width % 2 or self.height % 2:
+            raise SynthError(f"synth: frame size must be even and >= 64x48, got {self.width}x{self.height}")
+        if not 16 <= self.min_frames <= self.max_frames:
+            raise SynthError(f"synth: need 16 <= min_frames <= max_frames, got {self.min_frames}..{self.max_frames}")
+        if not 0.0 < self.abnormal_fraction < 1.0:
+            raise SynthError(f"synth: abnormal_fraction must be in (0, 1), got {self.abnormal_fraction}")
+        if self.val_fraction <= 0 or self.test_fraction <= 0 or self.val_fraction + self.test_fraction >= 1:
+            raise SynthError(f"synth: need val, test fractions > 0 summing below 1, got "
+                             f"{self.val_fraction}, {self.test_fraction}")
+        if not 0.0 < self.min_window <= self.max_window < 1.0:
+            raise SynthError(f"synth: need 0 < min_window <= max_window < 1, got {self.min_window}..{self.max_window}")
+        if not 1 <= self.min_agents <= self.max_agents:
+            raise SynthError(f"synth: need 1 <= min_agents <= max_agents, got {self.min_agents}..{self.max_agents}")
+        if not 0.0 <= self.difficulty <= 1.0:
+            raise SynthError(f"synth: difficulty must be in [0, 1], got {self.difficulty}")
+        unknown = [c for c in self.classes if c not in ANOMALY_CLASSES]
+        if not self.classes or unknown or len(set(self.classes)) != len(self.classes):
+            raise SynthError(f"synth: classes must be distinct names from {ANOMALY_CLASSES}, got {self.classes}")
+
+
+@dataclass(frozen=True)
+class SynthVideo:
+    """One video of the benchmark: its label, split and anomaly window."""
+
+    name: str  # e.g. "Running_0007" (class first, UCF style)
+    file: str  # path relative to the benchmark root, e.g. "videos/Running_0007.avi"
+    label: int  # 1 abnormal, 0 normal
+    cls: str  # anomaly class, or "Normal"
+    split: str  # train | val | test
+    num_frames: int  # frames in the video file
+    fps: float  # frames per second
+    start: int = -1  # first abnormal frame (0-based), -1 for normal videos
+    end: int = -1  # one past the last abnormal frame, -1 for normal videos
+
+    def frame_labels(self) -> np.ndarray:
+        """Frame-level ground truth, ``(num_frames,)`` uint8, 1 inside ``[start, end)``."""
+        gt = np.zeros(self.num_frames, dtype=np.uint8)
+        if self.label:
+            gt[self.start:self.end] = 1
+        return gt
+
+
+@dataclass
+class SynthBenchmark:
+    """What :func:`make_benchmark` wrote: paths and a summary."""
+
+    root: Path  # OUT
+    config: SynthConfig  # the config it was made from
+    videos: list[SynthVideo]  # every video, in name order
+    annotation_path: Path  # OUT/Temporal_Anomaly_Annotation.txt
+    labels_path: Path  # OUT/labels.csv
+    list_paths: dict[str, Path]  # split -> OUT/<split>.list
+    gt_paths: dict[str, Path]  # split -> OUT/gt-<split>.npy (val and test)
+    seconds: float = 0.0  # wall time to render and write
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> class -> number of videos
+
+    def split(self, name: str) -> list[SynthVideo]:
+        """Videos of one split in list order (abnormal first, then by name)."""
+        return _list_order([v for v in self.videos if v.split == name])
+
+
+# ----------------------------------------------------------------------------------------------------------- plan
+
+
+def plan_benchmark(config: SynthConfig) -> list[SynthVideo]:
+    """Decide every video's class, split, length and anomaly window (no pixels); deterministic for the seed."""
+    config.validate()
+    rng = np.random.default_rng([config.seed, 0])
+    n_abn = min(max(3, round(config.videos * config.abnormal_fraction)), config.videos - 3)
+    n_norm = config.videos - n_abn
+    # Abnormal classes in round-robin order, so any prefix holds the classes evenly; the test split takes the
+    # first share, so every class reaches test once it has >= len(classes) abnormal videos.
+    abn_classes = [config.classes[i % len(config.classes)] for i in range(n_abn)]
+    groups = [(NORMAL_CLASS, _split_sizes(n_norm, config)), ("abnormal", _split_sizes(n_abn, config))]
+    order: list[tuple[str, str]] = []  # (class, split)
+    for group, (n_test, n_val, n_train) in groups:
+        classes = [NORMAL_CLASS] * n_norm if group == NORMAL_CLASS else abn_classes
+        splits = ["test"] * n_test + ["val"] * n_val + ["train"] * n_train
+        order.extend(zip(classes, splits))
+    ids = rng.permutation(config.videos)  # video numbers do not reveal split or class order
+    videos = []
+    for (cls, split), idx in zip(order, ids):
+        num_frames = int(rng.integers(config.min_frames, config.max_frames + 1))
+        start = end = -1
+        if cls != NORMAL_CLASS:
+            lo = max(1, math.ceil(config.min_window * num_frames))
+            hi = max(lo, math.floor(config.max_window * num_frames))
+            length = int(rng.integers(lo, hi + 1))
+            start = int(rng.integers(0, num_frames - length + 1))
+            end = start + length
+        name = f"{cls}_{int(idx):04d}"
+        videos.append(SynthVideo(name=name, file=f"videos/{name}{VIDEO_EXT}", label=int(cls != NORMAL_CLASS),
+                                 cls=cls, split=split, num_frames=num_frames, fps=float(config.fps),
+                                 start=start, end=end))
+    return sorted(videos, key=lambda v: v.name)
+
+
+def _split_sizes(n: int, config: SynthConfig) -> tuple[int, int, int]:
+    """(test, val, train) sizes of a group of n >= 3 videos, each at least 1."""
+    n_test = max(1, round(n * config.test_fraction))
+    n_val = max(1, round(n * config.val_fraction))
+    while n_test + n_val > n - 1:  # keep one for training
+        if n_test >= n_val and n_test > 1:
+            n_test -= 1
+        else:
+            n_val -= 1
+    return n_test, n_val, n - n_test - n_val
+
+
+def _list_order(videos: list[SynthVideo]) -> list[SynthVideo]:
+    """RTFM list convention: abnormal videos first, then normal, each by name."""
+    return sorted(videos, key=lambda v: (-v.label, v.name))
+
+
+# ------------------------------------------------------------------------------------------------------- render
+
+_SHAPES = ("circle", "square", "triangle", "diamond")
+_PALETTE = np.array([  # BGR agent colours
+    (40, 40, 220), (220, 60, 40), (40, 200, 60), (30, 200, 230), (200, 60, 200),
+    (230, 200, 40), (30, 30, 30), (235, 235, 235), (20, 120, 240), (140, 80, 20),
+], dtype=np.float32)
+
+
+@dataclass
+class _Agent:
+    """A shape following a precomputed path. ``x``, ``y``: ``(T,)`` int32 pixel centres."""
+
+    shape: str
+    colour: tuple[int, int, int]
+    size: int
+    x: np.ndarray
+    y: np.ndarray
+    visible: np.ndarray | None = None  # (T,) bool, None = always drawn
+
+
+def _draw_shape(img: np.ndarray, shape: str, cx: int, cy: int, r: int, colour: tuple[int, int, int]) -> None:
+    """Draw one filled shape of radius r centred at (cx, cy)."""
+    if shape == "circle":
+        cv2.circle(img, (cx, cy), r, colour, -1, cv2.LINE_AA)
+    elif shape == "square":
+        cv2.rectangle(img, (cx - r, cy - r), (cx + r, cy + r), colour, -1)
+    else:
+        if shape == "triangle":
+            pts = [(cx, cy - r), (cx + r, cy + r), (cx - r, cy + r)]
+        else:  # diamond
+            pts = [(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)]
+        cv2.fillConvexPoly(img, np.array(pts, dtype=np.int32), colour, cv2.LINE_AA)
+
+
+class _Scene:
+    """Every random choice for one video, then a cheap per-frame renderer."""
+
+    def __init__(self, video: SynthVideo, config: SynthConfig, seed_idx: int) -> None:
+        self.rng = rng = np.random.default_rng([config.seed, 1, seed_idx])
+        self.video, self.config = video, config
+        w, h, t_total, d = config.width, config.height, video.num_frames, config.difficulty
+        self.w, self.h, self.T = w, h, t_total
+        self.size_scale = 1.25 - 0.6 * d  # smaller agents when hard
+        self.contrast = 1.0 - 0.6 * d  # agents' colours pulled towards the background when hard
+        self.noise_sigma = 2.0 + 10.0 * d  # camera noise, grey levels
+        self.background = self._background()  # (H, W, 3) float32
+        self.bg_mean = self.background.reshape(-1, 3).mean(0)
+        # Slow lighting drift: a gain around 1 with a period longer than the video.
+        period = rng.uniform(1.5, 3.0) * t_total
+        amp = rng.uniform(0.04, 0.12)
+        self.gain = (1.0 + amp * np.sin(2 * np.pi * np.arange(t_total) / period + rng.uniform(0, 2 * np.pi))
+                     ).astype(np.float32)
+        # A bank of noise frames (drawing fresh noise for every frame would dominate the render time).
+        self.noise_bank = rng.normal(0.0, self.noise_sigma, size=(8, h, w, 3)).astype(np.float32)
+        self.noise_pick = rng.integers(0, len(self.noise_bank), size=t_total)
+        self.props = [self._prop() for _ in range(int(rng.integers(0, 3)))]  # static boxes, always there
+        self.agents: list[_Agent] = []
+        self.effects: list[Callable[[np.ndarray, int], None]] = []  # drawn after agents, per frame
+        n_agents = int(rng.integers(config.min_agents, config.max_agents + 1))
+        for _ in range(n_agents):
+            self.agents.append(self._walker())
+        if rng.random() < 0.5 or video.cls == "Fighting":  # a pair walking together is normal
+            self._add_pair(fight=video.cls == "Fighting")
+        getattr(self, f"_anomaly_{video.cls.lower()}", lambda: None)()
+
+    # --- scene parts
+    def _background(self) -> np.ndarray:
+        rng, w, h = self.rng, self.w, self.h
+        base = rng.uniform(70, 170, size=3).astype(np.float32)
+        coarse = rng.normal(0, 18, size=(6, 8, 3)).astype(np.float32)
+        fine = rng.normal(0, 6, size=(h // 4, w // 4, 3)).astype(np.float32)
+        bg = base + cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC) \
+            + cv2.resize(fine, (w, h), interpolation=cv2.INTER_LINEAR)
+        # A walkway band and a few tile lines give the texture structure.
+        y0, y1 = int(h * rng.uniform(0.3, 0.45)), int(h * rng.uniform(0.75, 0.9))
+        bg[y0:y1] += rng.uniform(-25, 25)
+        step = int(rng.integers(12, 24))
+        bg[:, ::step] -= 12
+        bg[::step, :] -= 12
+        return np.clip(bg, 0, 255)
+
+    def _colour(self) -> tuple[int, int, int]:
+        c = _PALETTE[int(self.rng.integers(len(_PALETTE)))]
+        c = self.bg_mean + (c - self.bg_mean) * self.contrast
+        return tuple(int(v) for v in np.clip(c, 0, 255))
+
+    def _size(self, lo: float = 4, hi: float = 9) -> int:
+        return max(2, int(round(self.rng.uniform(lo, hi) * self.size_scale)))
+
+    def _prop(self) -> tuple[int, int, int, int, tuple[int, int, int]]:
+        """A static box (x, y, half-width, half-height, colour); abandoned objects look like these."""
+        r = self._size(3, 6)
+        x = int(self.rng.integers(r, self.w - r))
+        y = int(self.rng.integers(self.h // 3, self.h - r))
+        return x, y, r, max(2, int(r * self.rng.uniform(0.6, 1.0))), self._colour()
+
+    def _path(self, speed: float, multiplier: np.ndarray | None = None, x_at: tuple[int, float] | None = None,
+              y0: float | None = None, wobble: tuple[float, float, float] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float], float]:
+        """Integrate a walk: x advances by speed*multiplier per frame (wrapping around), y wobbles smoothly.
+
+        ``x_at = (t, x)`` pins the (unwrapped) position at frame t. Returns x, y as ``(T,)`` int32 arrays, the
+        wobble parameters and y0 (so a partner can share them).
+        """
+        rng, w, h, t_total = self.rng, self.w, self.h, self.T
+        m = np.ones(t_total, dtype=np.float64) if multiplier is None else multiplier
+        steps = speed * m
+        x = np.concatenate([[0.0], np.cumsum(steps[:-1])])
+        if x_at is None:
+            x = x + rng.uniform(0, w)
+        else:
+            x = x - x[x_at[0]] + x_at[1]
+        margin = 12
+        x = np.mod(x + margin, w + 2 * margin) - margin
+        if y0 is None:
+            y0 = rng.uniform(0.35 * h, 0.85 * h)
+        if wobble is None:
+            wobble = (rng.uniform(1, 6), rng.uniform(0.02, 0.08), rng.uniform(0, 2 * np.pi))
+        amp, omega, phase = wobble
+        tau = np.concatenate([[0.0], np.cumsum(np.abs(m[:-1]))])  # wobble follows the distance walked
+        y = y0 + amp * np.sin(omega * tau + phase)
+        return x.astype(np.int32), y.astype(np.int32), wobble, y0
+
+    def _walker(self, speed: float | None = None, multiplier: np.ndarray | None = None,
+                x_at: tuple[int, float] | None = None) -> _Agent:
+        speed = self.rng.uniform(0.8, 2.0) if speed is None else speed
+        x, y, _, _ = self._path(speed, multiplier, x_at)
+        return _Agent(self.rng.choice(_SHAPES), self._colour(), self._size(), x, y)
+
+    def _window_mask(self) -> np.ndarray:
+        mask = np.zeros(self.T, dtype=bool)
+        mask[self.video.start:self.video.end] = True
+        return mask
+
+    def _add_pair(self, fight: bool) -> None:
+        """Two agents walking side by side; with ``fight`` they stop in the window and jitter in contact."""
+        rng = self.rng
+        speed = rng.uniform(0.8, 1.6)
+        m = np.ones(self.T)
+        if fight:
+            m[self._window_mask()] = 0.0
+        size = self._size()
+        start = self.video.start if fight else 0
+        x, y, wobble, y0 = self._path(speed, m, x_at=(start, rng.uniform(0.25, 0.65) * self.w) if fight else None)
+        gap = 2 * size + 1
+        x2 = np.mod(x + gap + 12, self.w + 24) - 12
+        y2 = y.copy()
+        if fight:  # jitter: both shake and push into each other
+            win = self._window_mask()
+            k = int(win.sum())
+            jit = rng.integers(-3, 4, size=(4, k))
+            pull = (np.abs(np.sin(np.arange(k) * rng.uniform(0.6, 1.2))) * size).astype(np.int32)
+            x[win] += jit[0] + pull // 2
+            y[win] += jit[1]
+            x2[win] += jit[2] - pull // 2
+            y2[win] += jit[3]
+        colour = self._colour()
+        self.agents.append(_Agent(rng.choice(_SHAPES), colour, size, x, y))
+        self.agents.append(_Agent(rng.choice(_SHAPES), self._colour(), size, x2.astype(np.int32), y2))
+
+    # --- anomalies (one per abnormal video, active in [start, end))
+    def _anomaly_running(self) -> None:
+        m = np.ones(self.T)
+        m[self._window_mask()] = self.rng.uniform(4.0, 6.0)
+        self.agents.append(self._walker(self.rng.uniform(1.0, 1.6), m,
+                                        x_at=(self.video.start, self.rng.uniform(0.1, 0.4) * self.w)))
+
+    def _anomaly_wrongway(self) -> None:
+        m = np.ones(self.T)
+        m[self._window_mask()] = -1.0  # turns round and walks against the flow
+        self.agents.append(self._walker(None, m, x_at=(self.video.start, self.rng.uniform(0.5, 0.85) * self.w)))
+
+    def _anomaly_fighting(self) -> None:
+        pass  # made by _add_pair(fight=True) in __init__
+
+    def _anomaly_abandoned(self) -> None:
+        x, y, rw, rh, colour = self._prop()
+        s, e = self.video.start, self.video.end
+
+        def draw(img: np.ndarray, t: int) -> None:
+            if s <= t < e:
+                cv2.rectangle(img, (x - rw, y - rh), (x + rw, y + rh), colour, -1)
+        self.effects.append(draw)
+
+    def _anomaly_explosion(self) -> None:
+        rng = self.rng
+        cx, cy = int(rng.uniform(0.2, 0.8) * self.w), int(rng.uniform(0.3, 0.8) * self.h)
+        s, e = self.video.start, self.video.end
+        r_max = (0.12 + 0.12 * rng.random()) * min(self.w, self.h) * (1.3 - 0.5 * self.config.difficulty)
+
+        def draw(img: np.ndarray, t: int) -> None:
+            if not s <= t < e:
+                return
+            p = (t - s + 1) / (e - s)
+            r = max(2, int(r_max * min(1.0, p / 0.6)))
+            fade = 1.0 if p < 0.6 else 1.0 - (p - 0.6) / 0.4 * 0.7
+            cv2.circle(img, (cx, cy), r, (int(40 * fade), int(140 * fade), int(255 * fade)), -1, cv2.LINE_AA)
+            cv2.circle(img, (cx, cy), max(1, int(r * 0.6)), (int(200 * fade), int(250 * fade), int(255 * fade)),
+                       -1, cv2.LINE_AA)
+        self.effects.append(draw)
+
+    def _anomaly_fire(self) -> None:
+        rng = self.rng
+        cx, cy = int(rng.uniform(0.15, 0.85) * self.w), int(rng.uniform(0.4, 0.85) * self.h)
+        s, e = self.video.start, self.video.end
+        base = max(3, int(round(rng.uniform(6, 10) * self.size_scale)))
+        n = e - s
+        flick = rng.uniform(0.5, 1.3, size=(n, 4))  # per-frame tongue sizes
+        offs = rng.integers(-base, base + 1, size=(n, 4))
+        shades = rng.integers(0, 3, size=(n, 4))
+        colours = ((0, 40, 230), (0, 120, 255), (40, 200, 255))  # red, orange, yellow (BGR)
+
+        def draw(img: np.ndarray, t: int) -> None:
+            if not s <= t < e:
+                return
+            i = t - s
+            for j in range(4):
+                r = max(2, int(base * flick[i, j]))
+                cv2.ellipse(img, (cx + int(offs[i, j]) // 2, cy - r // 2), (max(1, r // 2), r), 0, 0, 360,
+                            colours[int(shades[i, j])], -1, cv2.LINE_AA)
+        self.effects.append(draw)
+
+    # --- per frame
+    def frames(self):
+        """Yield the video's frames, ``(H, W, 3)`` uint8 BGR."""
+        bg_u8 = self.background.astype(np.uint8)
+        for t in range(self.T):
+            img = bg_u8.copy()
+            for x, y, rw, rh, colour in self.props:
+                cv2.rectangle(img, (x - rw, y - rh), (x + rw, y + rh), colour, -1)
+            for a in self.agents:
+                if a.visible is None or a.visible[t]:
+                    _draw_shape(img, a.shape, int(a.x[t]), int(a.y[t]), a.size, a.colour)
+            for draw in self.effects:
+                draw(img, t)
+            out = img.astype(np.float32)
+            out *= self.gain[t]
+            out += self.noise_bank[self.noise_pick[t]]
+            yield np.clip(out, 0, 255).astype(np.uint8)
+
+
+def render_video(video: SynthVideo, config: SynthConfig, path: str | os.PathLike) -> None:
+    """Render one planned video to ``path`` (MJPG AVI) atomically; raises :class:`VideoError` if OpenCV cannot."""
+    path = Path(path)
+    seed_idx = int(video.name.rsplit("_", 1)[1])
+    scene = _Scene(video, config, seed_idx)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # atomic_path's temp name ends in ".part", and OpenCV picks the container from the extension, so the temp
+    # file here keeps ".avi" last.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=VIDEO_EXT, dir=path.parent)
+    os.close(fd)
+    try:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*FOURCC), float(config.fps),
+                                 (config.width, config.height))
+        if not writer.isOpened():
+            raise VideoError(f"{path}: OpenCV cannot open a {FOURCC} writer")
+        try:
+            for frame in scene.frames():
+                writer.write(frame)
+        finally:
+            writer.release()
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# -------------------------------------------------------------------------------------------------------- write
+
+
+def make_benchmark(out_dir: str | os.PathLike, config: SynthConfig, progress: bool = True) -> SynthBenchmark:
+    """Render and write a whole synthetic benchmark under ``out_dir`` (layout in the module docstring)."""
+    t0 = time.perf_counter()
+    root = Path(out_dir)
+    videos = plan_benchmark(config)
+    (root / "videos").mkdir(parents=True, exist_ok=True)
+    for video in tqdm(videos, desc="synth videos", unit="video", disable=not progress):
+        render_video(video, config, root / video.file)
+
+    write_text_atomic(root / ANNOTATION_FILE, "".join(
+        f"{Path(v.file).name}  {v.cls}  {v.start}  {v.end}  -1  -1\n" for v in videos))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(LABEL_COLUMNS)
+    for v in videos:
+        writer.writerow([v.name, v.file, v.label, v.cls, v.split, v.num_frames, v.fps])
+    write_text_atomic(root / LABELS_FILE, buf.getvalue())
+
+    list_paths, gt_paths, counts = {}, {}, {}
+    for split in SPLITS:
+        members = _list_order([v for v in videos if v.split == split])
+        list_paths[split] = root / f"{split}.list"
+        write_text_atomic(list_paths[split], "".join(f"{v.file}\n" for v in members))
+        counts[split] = {c: sum(v.cls == c for v in members) for c in (NORMAL_CLASS, *config.classes)}
+        if split != "train":
+            gt_paths[split] = root / f"gt-{split}.npy"
+            _save_npy_atomic(gt_paths[split], np.concatenate([v.frame_labels() for v in members]))
+
+    bench = SynthBenchmark(root=root, config=config, videos=videos, annotation_path=root / ANNOTATION_FILE,
+                           labels_path=root / LABELS_FILE, list_paths=list_paths, gt_paths=gt_paths,
+                           seconds=time.perf_counter() - t0, counts=counts)
+    write_json_atomic(root / "benchmark.json", {
+        "config": asdict(config),
+        "video_format": {"ext": VIDEO_EXT, "fourcc": FOURCC},
+        "annotation_windows": "0-based frame indices, start inclusive, end exclusive (gt[start:end] = 1)",
+        "counts": counts,
+        "num_videos": len(videos),
+        "num_frames": {s: int(sum(v.num_frames for v in videos if v.split == s)) for s in SPLITS},
+    })
+    return bench
+
+
+def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """``np.save`` atomically, without pickling."""
+    with atomic_path(path, suffix=".npy") as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, array, allow_pickle=False)
+
+
+def read_labels(root: str | os.PathLike) -> list[SynthVideo]:
+    """Read ``labels.csv`` and the annotation windows of a benchmark written by :func:`make_benchmark`."""
+    root = Path(root)
+    labels_path, ann_path = root / LABELS_FILE, root / ANNOTATION_FILE
+    for p in (labels_path, ann_path):
+        if not p.is_file():
+            raise SynthError(f"{p}: missing; is {root} a synthetic benchmark made by `vad synth`?")
+    windows: dict[str, tuple[int, int]] = {}
+    for lineno, line in enumerate(ann_path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 4:
+            raise SynthError(f"{ann_path}:{lineno}: expected '<file>  <Class>  <start>  <end> ...', got {line!r}")
+        windows[Path(parts[0]).stem] = (int(parts[2]), int(parts[3]))
+    videos = []
+    with open(labels_path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in LABEL_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise SynthError(f"{labels_path}: missing column(s) {', '.join(missing)}")
+        for row in reader:
+            name = row["name"]
+            if name not in windows:
+                raise SynthError(f"{ann_path}: no annotation line for video {name}")
+            start, end = windows[name]
+            try:
+                videos.append(SynthVideo(name=name, file=row["file"], label=int(row["label"]), cls=row["class"],
+                                         split=row["split"], num_frames=int(row["num_frames"]),
+                                         fps=float(row["fps"]), start=start, end=end))
+            except ValueError as exc:
+                raise SynthError(f"{labels_path}: bad row for video {name}: {exc}") from exc
+    return videos
