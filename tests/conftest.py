@@ -1,0 +1,95 @@
+"""Shared fixtures: a tiny random open_clip checkpoint on disk and short synthetic videos."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the network
+
+OPENCV_DOC = Path("/usr/share/doc/opencv-doc/examples/data")
+
+
+def write_video(path: Path, num_frames: int = 40, size: tuple[int, int] = (96, 72), fps: float = 15.0,
+                seed: int = 0) -> Path:
+    """A short MP4 (mp4v) with a moving disc on a noisy background; deterministic for a seed."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert writer.isOpened(), "OpenCV cannot write mp4v here"
+    base = rng.integers(40, 90, size=(h, w, 3), dtype=np.uint8)
+    for i in range(num_frames):
+        frame = base.copy()
+        x = int((i / max(1, num_frames - 1)) * (w - 1))
+        cv2.circle(frame, (x, h // 2), max(3, h // 8), (0, 0, 230), -1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A random-initialised tiny open_clip model saved to .safetensors (stands in for real weights)."""
+    from vad.backbone import TINY_MODEL, save_random_checkpoint
+
+    return save_random_checkpoint(TINY_MODEL, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_config(tiny_checkpoint):
+    """BackboneConfig for the tiny model, loaded through the real ``--pretrained PATH`` path."""
+    from vad.backbone import TINY_MODEL, BackboneConfig
+
+    return BackboneConfig(name=TINY_MODEL, pretrained=str(tiny_checkpoint), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tiny_backbone_config):
+    from vad.backbone import load_backbone
+
+    return load_backbone(tiny_backbone_config)
+
+
+@pytest.fixture
+def video_file(tmp_path) -> Path:
+    return write_video(tmp_path / "clip.mp4")
+
+
+@pytest.fixture
+def bad_videos(tmp_path) -> dict[str, Path]:
+    """Real bad files, one per failure mode the decoder must name."""
+    good = write_video(tmp_path / "source.mp4", num_frames=30)
+    data = good.read_bytes()
+    d = tmp_path / "bad"
+    d.mkdir()
+    files = {
+        "random": d / "random.mp4",
+        "empty": d / "empty.mp4",
+        "truncated": d / "truncated.mp4",
+        "text": d / "notes.mp4",
+    }
+    files["random"].write_bytes(np.random.default_rng(1).bytes(4096))
+    files["empty"].write_bytes(b"")
+    files["truncated"].write_bytes(data[: len(data) // 2])
+    files["text"].write_text("this is a text file, not a video\n" * 20)
+    if shutil.which("ffmpeg"):
+        audio = d / "audio_only.m4a"
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+                        str(audio)], check=True)
+        files["audio"] = audio.rename(d / "audio_only.mp4")
+    good.unlink()
+    return files
+
+
+def opencv_doc_video(name: str) -> Path:
+    """A real clip from Debian's opencv-doc, or skip the test with the reason."""
+    path = OPENCV_DOC / name
+    if not path.exists():
+        pytest.skip(f"{path} absent: install Debian's opencv-doc for real-footage tests")
+    return path

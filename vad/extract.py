@@ -1,0 +1,258 @@
+"""Video → multi-level CLIP features (clip, frame, patch) + prompt text features; the ``vad extract`` job.
+
+Decoding of the next batch of snippets runs in a background thread while the backbone encodes the current
+one, so the pipeline costs little more than the encoder itself (``bench/extract.py`` measures the ratio).
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from vad.backbone import Backbone, BackboneConfig, load_backbone
+from vad.errors import FeatureError, VadError
+from vad.io_utils import write_json_atomic
+from vad.video import SnippetConfig, find_videos, iter_snippet_frames, open_video, plan_snippets
+from vad.video_features import TextFeatures, VideoFeatures, VideoMeta
+
+DEFAULT_PROMPTS: tuple[str, ...] = (
+    "normal", "abuse", "arrest", "arson", "assault", "burglary", "explosion", "fighting", "road accident",
+    "robbery", "shooting", "shoplifting", "stealing", "vandalism",
+)  # "normal" + the 13 UCF-Crime classes; the first prompt is always the normal one
+PROMPT_TEMPLATE = "a surveillance video frame of {}."
+MANIFEST = "manifest.json"
+TEXT_FILE = "text.npz"
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Everything that decides what features come out of a video."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)  # which CLIP, where, what precision
+    snippets: SnippetConfig = field(default_factory=SnippetConfig)  # S and F
+    batch_snippets: int = 32  # snippets decoded and encoded per batch (memory is bounded by one batch)
+    prefetch: int = 2  # decoded batches queued ahead of the encoder
+    prompts: tuple[str, ...] = DEFAULT_PROMPTS  # text prompts; the first is the normal class
+    template: str = PROMPT_TEMPLATE  # how a prompt becomes a sentence for the text encoder
+
+
+def read_prompt_file(path: str | os.PathLike) -> tuple[str, ...]:
+    """Prompts from a text file, one per line (blank lines and ``#`` comments ignored); the first is normal."""
+    lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()]
+    prompts = tuple(ln for ln in lines if ln and not ln.startswith("#"))
+    if len(prompts) < 2:
+        raise VadError(f"{path}: need at least two prompts (normal first, then anomaly classes)")
+    return prompts
+
+
+class FeatureExtractor:
+    """Turns videos into :class:`VideoFeatures` with one loaded backbone.
+
+    Per snippet, the F sampled frames are encoded once; the clip level is their normalised mean, the frame
+    level keeps them, and the patch level is the pooled token grid of the snippet's key (middle) frame.
+    """
+
+    def __init__(self, config: ExtractConfig, backbone: Backbone | None = None) -> None:
+        self.config = config
+        self.backbone = backbone or load_backbone(config.backbone)
+
+    def text_features(self) -> TextFeatures:
+        """Embeddings ``(K, D)`` of the prompt set."""
+        sentences = [self.config.template.format(p) for p in self.config.prompts]
+        emb = self.backbone.encode_text(sentences).cpu().numpy()
+        return TextFeatures(list(self.config.prompts), emb, self.backbone.name, self.backbone.weights_id,
+                            [self.config.template])
+
+    def extract(self, path: str | os.PathLike, progress: Callable[[int, int], None] | None = None) -> VideoFeatures:
+        """Features of one video. ``progress(done, total)`` is called after each batch of snippets."""
+        cfg = self.config
+        with open_video(path, short_side=self.backbone.image_size) as source:
+            plan = plan_snippets(source.info.num_frames, cfg.snippets)  # shape = [N, F]
+            n, f = plan.shape
+            key = f // 2
+            pooled_all = np.empty((n, f, self.backbone.embed_dim), np.float32)
+            patch_all: np.ndarray | None = None
+            for sl, frames in _prefetched(iter_snippet_frames(source, plan, cfg.batch_snippets), cfg.prefetch):
+                b = frames.shape[0]
+                batch = torch.from_numpy(frames.reshape(b * f, *frames.shape[2:]))  # shape = [b * F, H, W, 3]
+                if self.backbone.device.type == "cuda":
+                    batch = batch.pin_memory()
+                pooled, patches = self.backbone.encode_frames(batch)
+                pooled_all[sl] = pooled.view(b, f, -1).cpu().numpy()
+                if patches is not None:
+                    if patch_all is None:
+                        patch_all = np.empty((n, patches.shape[1], patches.shape[2]), np.float32)
+                    patch_all[sl] = patches.view(b, f, *patches.shape[1:])[:, key].cpu().numpy()
+                if progress is not None:
+                    progress(sl.stop, n)
+            info = source.info
+        clip = F.normalize(torch.from_numpy(pooled_all).mean(1), dim=-1).numpy()
+        meta = VideoMeta(name=Path(path).stem, path=str(path), fps=info.fps, num_frames=info.num_frames,
+                         snippet_len=cfg.snippets.snippet_len, backbone=self.backbone.name,
+                         weights=self.backbone.weights_id)
+        return VideoFeatures(clip=clip, meta=meta, frame=pooled_all, patch=patch_all, frame_indices=plan)
+
+
+def _prefetched(batches: Iterator, depth: int) -> Iterator:
+    """Run ``batches`` in a background thread, ``depth`` items ahead; re-raise its errors in the caller."""
+    if depth <= 0:
+        yield from batches
+        return
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                if stop.is_set():
+                    return
+                q.put(item)
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            q.put(exc)
+
+    worker = threading.Thread(target=produce, daemon=True, name="vad-decode")
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
+
+
+@dataclass
+class ExtractReport:
+    """Outcome of an ``extract_videos`` run."""
+
+    out_dir: Path
+    written: list[str] = field(default_factory=list)  # names extracted in this run
+    skipped: list[str] = field(default_factory=list)  # names already done (resume)
+    failed: dict[str, str] = field(default_factory=dict)  # input path → one-line reason
+
+    @property
+    def exit_code(self) -> int:
+        """0 if every input succeeded, 1 if some failed (the CLI's contract)."""
+        return 1 if self.failed else 0
+
+
+def feature_path(out_dir: str | os.PathLike, name: str) -> Path:
+    """Where the features of video ``name`` live inside a feature directory."""
+    return Path(out_dir) / f"{name}.npz"
+
+
+def load_manifest(out_dir: str | os.PathLike) -> dict:
+    """The feature directory's manifest (an empty one if there is none yet)."""
+    path = Path(out_dir) / MANIFEST
+    if not path.exists():
+        return {"videos": {}}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FeatureError(f"{path}: corrupt manifest ({exc})") from exc
+
+
+def extract_videos(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, config: ExtractConfig,
+                   extractor: FeatureExtractor | None = None, progress: bool = True) -> ExtractReport:
+    """Extract features of every video in ``inputs`` (files, directories, globs) into ``out_dir``.
+
+    Resumable: a video whose feature file exists and is recorded as done is skipped. Each output is written
+    atomically; a bad video is recorded in the manifest and the report, and the run goes on.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = load_manifest(out)
+    _check_same_backbone(manifest, config, out)
+    videos = find_videos(inputs)
+    if not videos:
+        raise VadError("no input videos found")
+    report = ExtractReport(out)
+    extractor = extractor or FeatureExtractor(config)
+    if manifest.get("weights") not in (None, extractor.backbone.weights_id):
+        raise VadError(f"{out}: holds features from weights {manifest['weights']!r}, this run uses "
+                       f"{extractor.backbone.weights_id!r}; use another --out directory")
+    manifest.update(backbone=config.backbone.name, weights=extractor.backbone.weights_id,
+                    snippet_len=config.snippets.snippet_len, frames_per_snippet=config.snippets.frames_per_snippet,
+                    patch_grid=config.backbone.patch_grid, prompts=list(config.prompts))
+    text_path = out / TEXT_FILE
+    if not text_path.exists():
+        extractor.text_features().save(text_path)
+    entries: dict = manifest.setdefault("videos", {})
+    claimed: dict[str, Path] = {}
+    bar = tqdm(videos, desc="extract", unit="video", disable=not progress)
+    for video in bar:
+        name = video.stem
+        bar.set_postfix_str(name[:30])
+        entry = entries.get(name, {})
+        if name in claimed:
+            report.failed[str(video)] = f"name clash with {claimed[name]} (same file stem)"
+            continue
+        claimed[name] = video
+        if entry.get("status") == "ok" and feature_path(out, name).exists():
+            report.skipped.append(name)
+            continue
+        started = time.perf_counter()
+        try:
+            feats = extractor.extract(video)
+            feats.save(feature_path(out, name))
+        except VadError as exc:
+            entries[name] = {"path": str(video), "status": "failed", "error": str(exc)}
+            report.failed[str(video)] = str(exc)
+        else:
+            entries[name] = {
+                "path": str(video), "status": "ok", "num_snippets": feats.num_snippets,
+                "shapes": {lvl: list(getattr(feats, lvl).shape) for lvl in feats.levels()},
+                "num_frames": feats.meta.num_frames, "fps": feats.meta.fps,
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+            report.written.append(name)
+        write_json_atomic(out / MANIFEST, manifest)  # after every video: an interrupted run resumes cleanly
+    write_json_atomic(out / MANIFEST, manifest)
+    return report
+
+
+def _check_same_backbone(manifest: dict, config: ExtractConfig, out: Path) -> None:
+    """Refuse to mix features of two backbones or snippet settings in one directory."""
+    for key, want in (("backbone", config.backbone.name), ("snippet_len", config.snippets.snippet_len),
+                      ("frames_per_snippet", config.snippets.frames_per_snippet),
+                      ("patch_grid", config.backbone.patch_grid)):
+        have = manifest.get(key)
+        if have is not None and have != want:
+            raise VadError(f"{out}: holds features with {key}={have}, this run asks for {want}; "
+                           f"use another --out directory")
+
+
+def load_feature_dir(feat_dir: str | os.PathLike) -> tuple[dict[str, VideoFeatures], TextFeatures | None]:
+    """All ``ok`` videos of a feature directory written by ``vad extract``, and its text features."""
+    root = Path(feat_dir)
+    if not root.is_dir():
+        raise FeatureError(f"{root}: feature directory not found")
+    manifest = load_manifest(root)
+    names = [n for n, e in manifest.get("videos", {}).items() if e.get("status") == "ok"]
+    if not names:
+        names = sorted(p.stem for p in root.glob("*.npz") if p.name != TEXT_FILE)
+    if not names:
+        raise FeatureError(f"{root}: no features in this directory (run `vad extract ... --out {root}`)")
+    feats = {n: VideoFeatures.load(feature_path(root, n)) for n in names}
+    text = TextFeatures.load(root / TEXT_FILE) if (root / TEXT_FILE).exists() else None
+    return feats, text

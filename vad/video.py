@@ -1,0 +1,314 @@
+"""Video decoding: open a file (decord, then OpenCV as a fallback), plan snippets, stream sampled frames.
+
+Only the sampled frames are decoded, at a reduced resolution chosen by the caller, and frames are streamed in
+batches of snippets, so memory is bounded by one batch whatever the video's length or size.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from vad.errors import VideoError
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".ts")
+
+
+@dataclass(frozen=True)
+class SnippetConfig:
+    """How a video is cut into snippets."""
+
+    snippet_len: int = 16  # S: consecutive source frames per snippet
+    frames_per_snippet: int = 1  # F: frames sampled (evenly) inside each snippet and encoded
+
+    def __post_init__(self) -> None:
+        if self.snippet_len < 1 or self.frames_per_snippet < 1:
+            raise ValueError("snippet_len and frames_per_snippet must be >= 1")
+        if self.frames_per_snippet > self.snippet_len:
+            raise ValueError(f"frames_per_snippet ({self.frames_per_snippet}) > snippet_len ({self.snippet_len})")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video container says about itself."""
+
+    path: str  # the file
+    num_frames: int  # decodable frame count as reported by the backend
+    fps: float  # average frame rate
+    width: int  # native width in pixels
+    height: int  # native height in pixels
+    backend: str  # "decord", "decord+resize" (decord at native size, resized after) or "opencv"
+
+    @property
+    def duration_s(self) -> float:
+        """Length in seconds."""
+        return self.num_frames / self.fps if self.fps > 0 else 0.0
+
+
+def plan_snippets(num_frames: int, config: SnippetConfig) -> np.ndarray:
+    """Source frame indices to decode, ``(N, F)``: F evenly spaced frames inside each snippet of S frames.
+
+    N = ceil(num_frames / S); a last, shorter snippet samples inside its own (shorter) range.
+    """
+    if num_frames <= 0:
+        raise ValueError("num_frames must be positive")
+    s, f = config.snippet_len, config.frames_per_snippet
+    n = math.ceil(num_frames / s)
+    starts = np.arange(n) * s
+    lengths = np.minimum(s, num_frames - starts)  # (N,)
+    offsets = (lengths[:, None] * (2 * np.arange(f)[None, :] + 1)) // (2 * f)  # centres of F equal parts
+    return (starts[:, None] + offsets).astype(np.int64)
+
+
+def decode_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) with the shorter side scaled to ``short_side`` (never upscaled), even sizes."""
+    scale = min(1.0, short_side / min(width, height))
+    w = max(2, int(round(width * scale / 2)) * 2)
+    h = max(2, int(round(height * scale / 2)) * 2)
+    return w, h
+
+
+class VideoSource:
+    """An opened video. Use :func:`open_video` to get one; it validates the file first.
+
+    ``read(indices)`` returns RGB frames ``(T, H, W, 3)`` uint8 at the size chosen with ``resize_to``.
+    """
+
+    def __init__(self, info: VideoInfo, reader: object, size: tuple[int, int] | None) -> None:
+        self.info = info
+        self._reader = reader
+        self.size = size  # (width, height) frames come out at; None = native
+        self._cv_pos = 0  # OpenCV backend: index of the next frame the capture will return
+
+    def read(self, indices: Sequence[int]) -> np.ndarray:
+        """Decode the frames at ``indices`` (ascending). Raises ``VideoError`` if the stream is corrupt there."""
+        indices = [int(i) for i in indices]
+        try:
+            if self.info.backend == "decord":
+                frames = self._reader.get_batch(indices).asnumpy()
+            elif self.info.backend == "decord+resize":
+                frames = _resize_frames(self._reader.get_batch(indices).asnumpy(), self.size)
+            else:
+                frames = self._read_opencv(indices)
+        except VideoError:
+            raise
+        except Exception as exc:
+            raise VideoError(
+                f"{self.info.path}: decoding failed near frame {indices[0]} (truncated or corrupt: "
+                f"{_first_line(exc)})"
+            ) from exc
+        if frames.shape[0] != len(indices):
+            raise VideoError(f"{self.info.path}: got {frames.shape[0]} frames for {len(indices)} requested (truncated)")
+        return frames
+
+    def _read_opencv(self, indices: list[int]) -> np.ndarray:
+        import cv2
+
+        cap = self._reader
+        out = []
+        for idx in indices:
+            if idx < self._cv_pos:  # going back: seek (rare: snippet plans are ascending)
+                cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
+                self._cv_pos = idx
+            while self._cv_pos < idx:
+                if not cap.grab():
+                    raise VideoError(f"{self.info.path}: stream ends at frame {self._cv_pos}, expected "
+                                     f"{self.info.num_frames} (truncated)")
+                self._cv_pos += 1
+            ok, frame = cap.read()
+            if not ok:
+                raise VideoError(f"{self.info.path}: cannot decode frame {idx} of {self.info.num_frames} (truncated)")
+            self._cv_pos += 1
+            out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        return _resize_frames(np.stack(out), self.size)
+
+    def close(self) -> None:
+        """Release the decoder."""
+        if self.info.backend == "opencv":
+            self._reader.release()
+        self._reader = None
+
+    def __enter__(self) -> "VideoSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _resize_frames(frames: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """Resize ``(T, H, W, 3)`` frames to ``size`` = (width, height) with area interpolation (no-op if equal)."""
+    import cv2
+
+    if size is None or (frames.shape[2], frames.shape[1]) == size:
+        return frames
+    return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def open_video(path: str | os.PathLike, short_side: int | None = None) -> VideoSource:
+    """Open ``path`` with decord (decoding at reduced size), falling back to OpenCV; else a clear ``VideoError``.
+
+    Args:
+        path: the video file.
+        short_side: decode so the shorter side is this many pixels (never upscaled); None keeps native size.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise VideoError(f"{p}: file not found")
+    if p.is_dir():
+        raise VideoError(f"{p}: is a directory, not a video file")
+    if p.stat().st_size == 0:
+        raise VideoError(f"{p}: empty file (0 bytes)")
+    decord_reason = ""
+    try:
+        return _open_decord(p, short_side)
+    except VideoError:
+        raise
+    except Exception as exc:  # decord raises DECORDError / RuntimeError with ffmpeg's message
+        decord_reason = _first_line(exc)
+    source = _open_opencv(p, short_side)
+    if source is not None:
+        return source
+    raise VideoError(f"{p}: {_diagnose(p, decord_reason)}")
+
+
+def _open_decord(p: Path, short_side: int | None) -> VideoSource:
+    import decord
+
+    decord.logging.set_level(decord.logging.QUIET)
+    probe = decord.VideoReader(str(p), ctx=decord.cpu(0))
+    num_frames = len(probe)
+    if num_frames == 0:
+        raise VideoError(f"{p}: the video stream has zero frames")
+    height, width = probe[0].shape[:2]  # also proves the first frame decodes
+    fps = float(probe.get_avg_fps() or 0.0)
+    size = None
+    reader = probe
+    backend = "decord"
+    if short_side is not None:
+        size = decode_size(width, height, short_side)
+        if size != (width, height):
+            try:  # decode at reduced size inside ffmpeg's scaler...
+                scaled = decord.VideoReader(str(p), ctx=decord.cpu(0), width=size[0], height=size[1])
+                scaled.get_batch([0])
+                reader = scaled
+            except Exception:  # ...unless this decord build rejects that size: decode native, resize after
+                backend = "decord+resize"
+    info = VideoInfo(str(p), num_frames, fps if fps > 0 else 25.0, int(width), int(height), backend)
+    return VideoSource(info, reader, size)
+
+
+def _open_opencv(p: Path, short_side: int | None) -> VideoSource | None:
+    import cv2
+
+    cap = cv2.VideoCapture(str(p))
+    if not cap.isOpened():
+        return None
+    num_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    ok, first = cap.read()
+    if not ok or num_frames <= 0:
+        cap.release()
+        return None
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    height, width = first.shape[:2]
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    size = decode_size(width, height, short_side) if short_side is not None else None
+    info = VideoInfo(str(p), num_frames, fps if fps > 0 else 25.0, int(width), int(height), "opencv")
+    return VideoSource(info, cap, size)
+
+
+def _diagnose(p: Path, decoder_message: str) -> str:
+    """A one-line reason why neither backend could open ``p`` (decoders only say "error reading")."""
+    with open(p, "rb") as fh:
+        head = fh.read(4096)
+    msg = decoder_message.lower()
+    if _looks_like_text(head):
+        return "not a video (the file holds text)"
+    if "video stream" in msg:
+        return "no video stream (audio-only or data file)"
+    container = _sniff_container(head)
+    if container == "MP4/MOV" and not _file_contains(p, b"moov"):
+        return "truncated MP4/MOV: no 'moov' index (the recording or download was cut off)"
+    if container:
+        return f"corrupt or truncated {container} file (no decodable video stream)"
+    return "not a video (no known container signature, no decoder recognises the data)"
+
+
+def _sniff_container(head: bytes) -> str:
+    if head[4:8] == b"ftyp":
+        return "MP4/MOV"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "Matroska/WebM"
+    if head[:3] == b"FLV":
+        return "FLV"
+    if head[:4] == b"\x00\x00\x01\xba":
+        return "MPEG stream"
+    return ""
+
+
+def _file_contains(p: Path, needle: bytes, chunk: int = 1 << 20) -> bool:
+    tail = b""
+    with open(p, "rb") as fh:
+        while block := fh.read(chunk):
+            if needle in tail + block:
+                return True
+            tail = block[-len(needle):]
+    return False
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if not head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
+    return printable / len(text) > 0.95
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def iter_snippet_frames(
+    source: VideoSource, plan: np.ndarray, batch_snippets: int
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """Yield ``(snippet_slice, frames)`` batches, frames ``(b, F, H, W, 3)`` uint8, decoding only planned frames."""
+    n, f = plan.shape
+    for start in range(0, n, batch_snippets):
+        stop = min(n, start + batch_snippets)
+        frames = source.read(plan[start:stop].reshape(-1))  # shape = [b * F, H, W, 3]
+        yield slice(start, stop), frames.reshape(stop - start, f, *frames.shape[1:])
+
+
+def find_videos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Expand files, directories (recursively, video extensions only) and globs into a sorted, unique list."""
+    import glob
+
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS))
+        elif p.exists():
+            found.append(p)
+        else:
+            matches = sorted(glob.glob(str(item), recursive=True))
+            if not matches:
+                found.append(p)  # reported later as "file not found", not silently dropped
+            found.extend(Path(m) for m in matches if Path(m).is_file())
+    seen: set[Path] = set()
+    unique = []
+    for p in found:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
