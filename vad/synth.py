@@ -134,7 +134,7 @@ class SynthBenchmark:
 
     def split(self, name: str) -> list[SynthVideo]:
         """Videos of one split in list order (abnormal first, then by name)."""
-        return _list_order([v for v in self.videos if v.split == name])
+        return list_order([v for v in self.videos if v.split == name])
 
 
 # ----------------------------------------------------------------------------------------------------------- plan
@@ -185,7 +185,7 @@ def _split_sizes(n: int, config: SynthConfig) -> tuple[int, int, int]:
     return n_test, n_val, n - n_test - n_val
 
 
-def _list_order(videos: list[SynthVideo]) -> list[SynthVideo]:
+def list_order(videos: list[SynthVideo]) -> list[SynthVideo]:
     """RTFM list convention: abnormal videos first, then normal, each by name."""
     return sorted(videos, key=lambda v: (-v.label, v.name))
 
@@ -481,7 +481,7 @@ def make_benchmark(out_dir: str | os.PathLike, config: SynthConfig, progress: bo
 
     list_paths, gt_paths, counts = {}, {}, {}
     for split in SPLITS:
-        members = _list_order([v for v in videos if v.split == split])
+        members = list_order([v for v in videos if v.split == split])
         list_paths[split] = root / f"{split}.list"
         write_text_atomic(list_paths[split], "".join(f"{v.file}\n" for v in members))
         counts[split] = {c: sum(v.cls == c for v in members) for c in (NORMAL_CLASS, *config.classes)}
