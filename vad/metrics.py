@@ -1,0 +1,162 @@
+"""Frame-level VAD metrics as the community reports them (DESIGN.md §4): frame ROC-AUC over all test frames,
+average precision, AUC on abnormal videos only, false-alarm rate on normal videos, per-class AUC.
+
+A metric that is undefined on the data given (e.g. AUC when every frame has the same label) is ``NaN`` and a
+note in :attr:`EvalReport.notes` says why; it never raises.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Mapping
+
+import numpy as np
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from vad.errors import VadError
+
+NORMAL = "Normal"
+
+
+class MetricsError(VadError):
+    """Scores and ground truth do not fit together (missing video, length mismatch, bad values)."""
+
+
+def expand_to_frames(snippet_scores: np.ndarray, num_frames: int, snippet_len: int = 16) -> np.ndarray:
+    """Snippet scores ``(N,)`` → frame scores ``(num_frames,)``: each score repeated S times, then truncated or
+    padded with the last score to ``num_frames``."""
+    scores = np.asarray(snippet_scores, dtype=np.float64).reshape(-1)
+    if scores.size == 0:
+        raise MetricsError("expand_to_frames: no snippet scores")
+    if snippet_len < 1 or num_frames < 1:
+        raise MetricsError(f"expand_to_frames: need snippet_len >= 1 and num_frames >= 1, got {snippet_len}, "
+                           f"{num_frames}")
+    frames = np.repeat(scores, snippet_len)[:num_frames]
+    if frames.size < num_frames:
+        frames = np.pad(frames, (0, num_frames - frames.size), mode="edge")
+    return frames
+
+
+@dataclass
+class EvalReport:
+    """Frame-level metrics of one evaluation. AUC/AP in [0, 1]; NaN when undefined (see ``notes``)."""
+
+    auc: float  # ROC-AUC over all frames of all videos, concatenated
+    ap: float  # average precision over the same frames (XD-Violence's headline metric)
+    auc_abnormal: float  # ROC-AUC over the frames of abnormal videos only
+    far: float  # false-alarm rate: share of normal videos' frames scored >= threshold
+    threshold: float  # the FAR threshold
+    per_class_auc: dict[str, float]  # class -> AUC over that class's abnormal videos + all normal videos
+    num_videos: int  # videos evaluated
+    num_abnormal_videos: int  # videos with at least one abnormal frame
+    num_frames: int  # frames evaluated
+    num_abnormal_frames: int  # frames labelled 1
+    class_counts: dict[str, int] = field(default_factory=dict)  # class -> number of videos
+    notes: list[str] = field(default_factory=list)  # why a metric is NaN, if any is
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (NaN → None, since JSON has no NaN)."""
+        def clean(v):
+            if isinstance(v, float) and math.isnan(v):
+                return None
+            if isinstance(v, dict):
+                return {k: clean(x) for k, x in v.items()}
+            return v
+        return {k: clean(v) for k, v in asdict(self).items()}
+
+    def format_table(self) -> str:
+        """A plain-text table for the terminal."""
+        def pct(v: float) -> str:
+            return "   n/a" if math.isnan(v) else f"{100 * v:6.2f}"
+        lines = [
+            f"videos {self.num_videos} ({self.num_abnormal_videos} abnormal), frames {self.num_frames} "
+            f"({self.num_abnormal_frames} abnormal)",
+            f"{'metric':<24}{'value %':>8}",
+            f"{'frame AUC':<24}{pct(self.auc):>8}",
+            f"{'AP':<24}{pct(self.ap):>8}",
+            f"{'AUC (abnormal videos)':<24}{pct(self.auc_abnormal):>8}",
+            f"{f'FAR @ {self.threshold:g} (normal)':<24}{pct(self.far):>8}",
+        ]
+        if self.per_class_auc:
+            lines.append(f"{'class':<24}{'AUC %':>8}{'videos':>8}")
+            for cls, auc in self.per_class_auc.items():
+                lines.append(f"{cls:<24}{pct(auc):>8}{self.class_counts.get(cls, 0):>8}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _auc(y: np.ndarray, s: np.ndarray, what: str, notes: list[str]) -> float:
+    """ROC-AUC, or NaN with a note when y holds one class only."""
+    if y.size == 0 or y.min() == y.max():
+        notes.append(f"{what}: undefined, the frames hold only label {int(y[0]) if y.size else 'none'}")
+        return float("nan")
+    return float(roc_auc_score(y, s))
+
+
+def evaluate(frame_scores: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray],
+             classes: Mapping[str, str] | None = None, threshold: float = 0.5) -> EvalReport:
+    """Score the videos of ``gt`` (scores for other videos are ignored).
+
+    Args:
+        frame_scores: name → ``(T,)`` frame scores (e.g. from :func:`expand_to_frames`).
+        gt: name → ``(T,)`` 0/1 frame labels; a video is abnormal if any frame is 1.
+        classes: name → class of each abnormal video, for per-class AUC (skipped when None).
+        threshold: score at or above which a frame counts as an alarm, for FAR.
+    """
+    if not gt:
+        raise MetricsError("evaluate: no ground-truth videos")
+    ys, ss, abnormal = [], [], []
+    for name, g in gt.items():
+        if name not in frame_scores:
+            raise MetricsError(f"evaluate: no scores for video {name}")
+        y = np.asarray(g).reshape(-1)
+        s = np.asarray(frame_scores[name], dtype=np.float64).reshape(-1)
+        if y.shape != s.shape:
+            raise MetricsError(f"evaluate: video {name} has {s.size} frame scores but {y.size} ground-truth frames")
+        if not np.isfinite(s).all():
+            raise MetricsError(f"evaluate: video {name} has non-finite scores")
+        if y.size and not np.isin(y, (0, 1)).all():
+            raise MetricsError(f"evaluate: ground truth of video {name} must hold only 0 and 1")
+        ys.append(y.astype(np.uint8))
+        ss.append(s)
+        abnormal.append(bool(y.any()))
+    notes: list[str] = []
+    y_all, s_all = np.concatenate(ys), np.concatenate(ss)
+    auc = _auc(y_all, s_all, "frame AUC", notes)
+    if y_all.any():
+        ap = float(average_precision_score(y_all, s_all))
+    else:
+        ap = float("nan")
+        notes.append("AP: undefined, no abnormal frames")
+    abn = [i for i, a in enumerate(abnormal) if a]
+    nor = [i for i, a in enumerate(abnormal) if not a]
+    if abn:
+        auc_abn = _auc(np.concatenate([ys[i] for i in abn]), np.concatenate([ss[i] for i in abn]),
+                       "AUC (abnormal videos)", notes)
+    else:
+        auc_abn = float("nan")
+        notes.append("AUC (abnormal videos): undefined, no abnormal videos")
+    if nor:
+        far = float((np.concatenate([ss[i] for i in nor]) >= threshold).mean())
+    else:
+        far = float("nan")
+        notes.append("FAR: undefined, no normal videos")
+
+    per_class: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    names = list(gt)
+    if classes is not None:
+        groups: dict[str, list[int]] = {}
+        for i in abn:
+            if names[i] not in classes:
+                raise MetricsError(f"evaluate: no class for abnormal video {names[i]}")
+            groups.setdefault(classes[names[i]], []).append(i)
+        counts = {NORMAL: len(nor), **{c: len(ix) for c, ix in sorted(groups.items())}}
+        for cls, ix in sorted(groups.items()):
+            members = ix + nor
+            per_class[cls] = _auc(np.concatenate([ys[i] for i in members]),
+                                  np.concatenate([ss[i] for i in members]), f"AUC ({cls})", notes)
+    return EvalReport(auc=auc, ap=ap, auc_abnormal=auc_abn, far=far, threshold=float(threshold),
+                      per_class_auc=per_class, num_videos=len(names), num_abnormal_videos=len(abn),
+                      num_frames=int(y_all.size), num_abnormal_frames=int(y_all.sum()), class_counts=counts,
+                      notes=notes)
