@@ -1,0 +1,225 @@
+"""``LEGOGraphEncoder``: multi-level features -> fused snippet graph G -> node representations and neighbour lists.
+
+This is the entry point the anomaly model calls. Shape legend: ``B`` videos, ``N`` snippets, ``F`` frames per
+snippet, ``P`` patches per snippet, ``K`` prompts, ``D`` input width, ``D_out`` output width, ``k`` neighbours.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from fusion.config import LEGOConfig
+from fusion.graphs import clip_graph, frame_graph, patch_graph, text_graph
+from fusion.lego import LEGOFusion
+from fusion.ops import graph_powers, row_l1_normalize, scale_powers_by_size, topk_neighbors
+from fusion.windows import gather_windows, sample_lengths, window_layout
+
+NODE_DIMS = {"clip": 3, "frame": 4, "patch": 4}  # dims of each per-snippet level tensor, (B, N, D) or (B, N, S, D)
+
+
+@dataclass
+class LEGOOutput:
+    """What :class:`LEGOGraphEncoder` returns for a batch of B videos of (padded) length N."""
+
+    nodes: Tensor  # (B, N, D_out) H = rownorm(G) X W + b; zero for padded nodes
+    neighbors: Tensor  # (B, N, k) long, global indices into N of each node's top-k neighbours in G (self excluded)
+    neighbor_mask: Tensor  # (B, N, k) bool, True = real edge (False: padding, or fewer than k real neighbours)
+    neighbor_weights: Tensor  # (B, N, k) G value of each edge, 0 where neighbor_mask is False
+    degrees: Tensor  # (B, N) row sums of G over real nodes (windowed: of the node's own window); 0 when padded
+    node_mask: Tensor  # (B, N) bool, True = real node (all True when no mask was given)
+    fused: Tensor | None  # (B, N, N) dense fused graph G, or None in windowed mode
+    pair: int | None  # index into LEGOFusion.pairs of the pair used (training), None = mean over pairs
+    windowed: bool  # True when the windowed (linear-cost) path was taken
+
+
+@dataclass
+class _Block:
+    """The graph outputs of one batch (videos or windows): the first fields of :class:`LEGOOutput`."""
+
+    nodes: Tensor
+    fused: Tensor | None
+    neighbors: Tensor
+    neighbor_mask: Tensor
+    neighbor_weights: Tensor
+    degrees: Tensor
+
+
+class LEGOGraphEncoder(nn.Module):
+    """Build one relationship graph per feature level, expand to powers, fuse with LEGO, propagate node features.
+
+    .. math::
+        R_m &= \\text{graph}_m(\\text{level}_m), \\quad \\hat R_m^p = \\text{normalize}(R_m)^p \\ (p \\le \\max(P,Q)) \\\\
+        G &= \\text{LEGOFusion}(\\{n \\hat R_m^p\\}) \\quad (n\\text{ = real nodes; see scale\\_by\\_size}) \\\\
+        H &= \\tilde G X W + b, \\quad \\tilde G_{ij} = G_{ij} / \\textstyle\\sum_j |G_{ij}|
+
+    The parameters (A per pair, W, b) do not depend on N, so any video length works. The L1 row normalisation
+    makes H a signed weighted average of the node's relations whatever N and the scale of A.
+
+    **Levels.** ``levels`` maps level name to features: ``"clip"`` ``(B, N, D)``, ``"frame"`` ``(B, N, F, D)``,
+    ``"patch"`` ``(B, N, P, D)``, ``"text"`` the prompt embeddings ``(K, D)`` (shared) or ``(B, K, D)``. The text
+    graph compares the snippets' prompt-affinity profiles, where the snippet embeddings are ``levels["clip"]``
+    when given, else ``x`` (both must live in the prompts' CLIP space). All present levels that the config
+    lists are fused (mean over their pairs at inference); a config with one level fuses powers of that graph.
+
+    **Long videos.** When ``config.mode`` is ``"windowed"``, or ``"auto"`` and N > ``window_size``, the graphs,
+    powers, fusion, propagation and top-k are computed densely inside overlapping windows of ``window_size``
+    nodes (``window_batch`` windows at a time) and each node takes its outputs from the window where it is most
+    central (see :mod:`fusion.windows`); neighbour indices are global. Cost O(N W^2 (D + P W)): linear in N.
+    A video with N <= window_size is a single window, which is exactly the dense computation.
+
+    Shapes:
+        x: ``(B, N, D)`` node features to propagate; node_mask: ``(B, N)`` bool; output: :class:`LEGOOutput`.
+    """
+
+    def __init__(self, config: LEGOConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.fusion = LEGOFusion(config)
+        self.proj = nn.Linear(config.in_dim, config.out_dim, bias=False)
+        self.bias = nn.Parameter(torch.empty(config.out_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Reset A (see :meth:`LEGOFusion.reset_parameters`), W (PyTorch's Linear init) and b = 0."""
+        self.fusion.reset_parameters()
+        self.proj.reset_parameters()
+        nn.init.zeros_(self.bias)
+
+    def forward(self, levels: Mapping[str, Tensor], x: Tensor, node_mask: Tensor | None = None) -> LEGOOutput:
+        """Encode a batch of videos.
+
+        Args:
+            levels: level name -> features (see the class docstring); names must be in ``config.levels``.
+            x: ``(B, N, D)`` node features propagated over G.
+            node_mask: ``(B, N)`` bool, True = real snippet; None = all real.
+
+        Returns:
+            :class:`LEGOOutput`.
+        """
+        node_levels, prompts = self._split_levels(levels, x)
+        b, n, _ = x.shape
+        mask = torch.ones(b, n, dtype=torch.bool, device=x.device) if node_mask is None else node_mask.bool()
+        pair = self.fusion.draw_pair(levels.keys())
+        projected = self.proj(x)  # shape = [B, N, D_out]
+        cfg = self.config
+        windowed = cfg.mode == "windowed" or (cfg.mode == "auto" and n > cfg.window_size)
+        if windowed:
+            block = self._windowed(node_levels, prompts, projected, mask, pair)
+        else:
+            block = self._dense(node_levels, prompts, projected, mask, pair)
+        return LEGOOutput(**vars(block), node_mask=mask, pair=pair, windowed=windowed)
+
+    def _split_levels(self, levels: Mapping[str, Tensor], x: Tensor) -> tuple[dict[str, Tensor], Tensor | None]:
+        """Check the levels and return (per-node tensors to window, prompt embeddings or None)."""
+        if x.dim() != 3 or x.shape[2] != self.config.in_dim:
+            raise ValueError(f"x must be (B, N, D={self.config.in_dim}), got {tuple(x.shape)}")
+        unknown = [name for name in levels if name not in self.config.levels]
+        if unknown or not levels:
+            raise ValueError(f"levels {sorted(levels)} must be a non-empty subset of {self.config.levels}")
+        node_levels: dict[str, Tensor] = {}
+        for name, feat in levels.items():
+            if name == "text":
+                node_levels[name] = levels.get("clip", x)
+                continue
+            if feat.dim() != NODE_DIMS[name] or feat.shape[:2] != x.shape[:2]:
+                raise ValueError(
+                    f"level {name!r} must have {NODE_DIMS[name]} dims starting with (B, N)={tuple(x.shape[:2])}, "
+                    f"got {tuple(feat.shape)}"
+                )
+            node_levels[name] = feat
+        return node_levels, levels.get("text")
+
+    def level_graph(self, name: str, feat: Tensor, prompts: Tensor | None, node_mask: Tensor | None) -> Tensor:
+        """The ``(B, N, N)`` relationship graph of one level (``feat`` per node as in ``levels``; text: snippets)."""
+        cfg = self.config
+        if name == "clip":
+            return clip_graph(feat, node_mask, kind=cfg.kernel, gamma=cfg.rbf_gamma)
+        if name == "frame":
+            return frame_graph(feat, node_mask, aggregate=cfg.frame_aggregate)
+        if name == "patch":
+            return patch_graph(feat, node_mask, aggregate=cfg.patch_aggregate)
+        return text_graph(feat, prompts, node_mask, cfg.text_temperature, kind=cfg.kernel, gamma=cfg.rbf_gamma)
+
+    def _dense(
+        self,
+        node_levels: Mapping[str, Tensor],
+        prompts: Tensor | None,
+        projected: Tensor,
+        node_mask: Tensor,
+        pair: int | None,
+    ) -> _Block:
+        """Graphs, powers, fusion, propagation and top-k on whole ``(B', N', ...)`` inputs (videos or windows)."""
+        cfg = self.config
+        powers = {}
+        for name, feat in node_levels.items():
+            graph = self.level_graph(name, feat, prompts, node_mask)
+            stack = graph_powers(graph, cfg.max_power, cfg.normalize, node_mask, cfg.eps)  # shape = [B', H, N', N']
+            powers[name] = scale_powers_by_size(stack, node_mask) if cfg.scale_by_size else stack
+        fused = self.fusion(powers, pair)  # shape = [B', N', N']
+        nodes = (row_l1_normalize(fused, cfg.eps) @ projected + self.bias) * node_mask[:, :, None]
+        neighbors, neighbor_mask, neighbor_weights = topk_neighbors(fused, cfg.top_k, node_mask)
+        return _Block(nodes, fused, neighbors, neighbor_mask, neighbor_weights, fused.sum(-1))
+
+    def _windowed(
+        self,
+        node_levels: Mapping[str, Tensor],
+        prompts: Tensor | None,
+        projected: Tensor,
+        node_mask: Tensor,
+        pair: int | None,
+    ) -> _Block:
+        """Dense computation inside overlapping windows; each node keeps the outputs of its most central window."""
+        cfg = self.config
+        b, n, _ = projected.shape
+        k = cfg.top_k
+        layout = window_layout(
+            sample_lengths(node_mask, b, n, node_mask.device), n, cfg.window_size, cfg.window_overlap
+        )
+        used = torch.arange(layout.starts.shape[1], device=node_mask.device)[None, :] < layout.counts[:, None]
+        sample_of, window_of = used.nonzero(as_tuple=True)  # shape = [C] each: every window actually used
+        nodes = projected.new_zeros(b * n, cfg.out_dim)
+        neighbors = torch.zeros(b * n, k, dtype=torch.long, device=projected.device)
+        neighbor_mask = torch.zeros(b * n, k, dtype=torch.bool, device=projected.device)
+        neighbor_weights = projected.new_zeros(b * n, k)
+        degrees = projected.new_zeros(b * n)
+        local = torch.arange(layout.width, device=projected.device)
+        for chunk in torch.arange(sample_of.shape[0], device=projected.device).split(cfg.window_batch):
+            sample, window = sample_of[chunk], window_of[chunk]
+            start = layout.starts[sample, window]  # shape = [C]
+            cut = {name: gather_windows(feat, sample, start, layout.width) for name, feat in node_levels.items()}
+            chunk_prompts = prompts[sample] if prompts is not None and prompts.dim() == 3 else prompts
+            block = self._dense(
+                cut,
+                chunk_prompts,
+                gather_windows(projected, sample, start, layout.width),
+                gather_windows(node_mask, sample, start, layout.width),
+                pair,
+            )
+            position = start[:, None] + local  # shape = [C, W]: global index of each window slot
+            owned = layout.owner[sample[:, None], position] == window[:, None]
+            rows = (sample[:, None] * n + position)[owned]
+            nodes[rows] = block.nodes[owned]
+            neighbors[rows] = (block.neighbors + start[:, None, None])[owned]
+            neighbor_mask[rows] = block.neighbor_mask[owned]
+            neighbor_weights[rows] = block.neighbor_weights[owned]
+            degrees[rows] = block.degrees[owned]
+        neighbors = neighbors.masked_fill(~neighbor_mask, 0)
+        return _Block(
+            nodes=nodes.view(b, n, cfg.out_dim),
+            fused=None,
+            neighbors=neighbors.view(b, n, k),
+            neighbor_mask=neighbor_mask.view(b, n, k),
+            neighbor_weights=neighbor_weights.view(b, n, k),
+            degrees=degrees.view(b, n),
+        )
+
+    def extra_repr(self) -> str:
+        cfg = self.config
+        return (
+            f"levels={cfg.levels}, in_dim={cfg.in_dim}, out_dim={cfg.out_dim}, P={cfg.P}, Q={cfg.Q}, "
+            f"kernel={cfg.kernel}, normalize={cfg.normalize}, top_k={cfg.top_k}, mode={cfg.mode}, "
+            f"window={cfg.window_size}/{cfg.window_overlap}"
+        )
