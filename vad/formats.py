@@ -1,0 +1,349 @@
+"""Read the feature files other VAD projects publish into :class:`vad.VideoFeatures` (clip level only).
+
+Formats (DESIGN.md §4):
+
+- ``rtfm``: one ``.npy`` per video, ``(T, C, D)`` with C = 10 crops (UCF, D = 2048 I3D) or 5 (XD); a list file of
+  paths, abnormal videos first.
+- ``urdmu`` (UR-DMU, PEL4VAD): one ``.npy`` per crop, ``<Name>__<k>.npy`` of shape ``(T, D)``, k = 0..9 (XD 0..4).
+- ``vadclip``: a CSV with ``path,label`` columns, one row per crop file ``<Name>__<k>.npy`` of shape ``(T, 512)``;
+  ``label`` is the class name (``Normal``, ``Abuse``, ... or XD codes ``A``, ``B1``, ...). Test CSVs list one crop.
+
+Every reader returns a list of :class:`LabelledFeatures` in file order. Each T-snippet video becomes a
+``VideoFeatures`` with ``clip`` ``(T, D)`` and ``VideoMeta(snippet_len=16, num_frames=16*T, source_format=...)``.
+Labels follow each dataset's naming convention (:func:`infer_label_class`); -1 means "unknown" (e.g. ShanghaiTech
+names): pass ``num_abnormal`` (RTFM lists put the abnormal videos first) or take labels from the ground truth.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Union
+
+import numpy as np
+
+from vad.errors import FeatureError
+from vad.video_features import VideoFeatures, VideoMeta
+
+PEER_SNIPPET_LEN = 16  # frames per snippet in all three projects' published features
+Crop = Union[Literal["mean"], int]  # "mean" over the crops, or one crop's index
+FORMATS = ("vadgraph", "rtfm", "urdmu", "vadclip")
+
+# XD-Violence label codes (in names "..._label_B2-0-0" and in VadCLIP's XD CSVs).
+XD_CLASSES = {"A": "Normal", "B1": "Fighting", "B2": "Shooting", "B4": "Riot", "B5": "Abuse",
+              "B6": "Car accident", "G": "Explosion"}
+
+_CROP_RE = re.compile(r"^(?P<name>.+?)__(?P<crop>\d+)$")
+
+
+@dataclass
+class LabelledFeatures:
+    """One video read from a peer format: its features, video-level label and class."""
+
+    features: VideoFeatures  # clip level (T, D)
+    label: int  # 1 abnormal, 0 normal, -1 unknown from the name
+    cls: str  # class name ("Normal" for normal videos, "" when unknown)
+
+    @property
+    def name(self) -> str:
+        """The video's name (``features.meta.name``)."""
+        return self.features.meta.name
+
+
+def video_name(path: str | os.PathLike) -> str:
+    """A video's key from any of its file names: stem without a ``__<crop>`` or ``_i3d`` suffix.
+
+    ``.../Abuse028_x264__3.npy`` → ``Abuse028_x264``; ``Abuse028_x264_i3d.npy`` → ``Abuse028_x264``;
+    ``Abuse028_x264.mp4`` → ``Abuse028_x264``.
+    """
+    stem = Path(str(path).strip()).name
+    if stem.endswith(".npy") or stem.endswith(".npz") or re.search(r"\.(mp4|avi|mkv|mov|webm)$", stem, re.I):
+        stem = stem.rsplit(".", 1)[0]
+    m = _CROP_RE.match(stem)
+    if m:
+        stem = m.group("name")
+    for suffix in ("_i3d", "_clip"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return stem
+
+
+def infer_label_class(name: str) -> tuple[int, str]:
+    """(label, class) from a dataset naming convention; ``(-1, "")`` when the name does not say.
+
+    UCF-Crime / synth: ``Normal_Videos_003_x264`` / ``Normal_0003`` → (0, Normal); ``Abuse028_x264`` /
+    ``Running_0007`` → (1, Abuse / Running). XD-Violence: ``..._label_A`` → (0, Normal), ``..._label_B2-G-0`` → (1,
+    Shooting) (the first code).
+    """
+    m = re.search(r"_label_([A-Z0-9]+(?:-[A-Z0-9]+)*)", name)
+    if m:
+        code = m.group(1).split("-")[0]
+        return (0, "Normal") if code == "A" else (1, XD_CLASSES.get(code, code))
+    if name.lower().startswith("normal"):
+        return 0, "Normal"
+    m = re.match(r"^([A-Za-z]+)_?\d", name)
+    if m:
+        return 1, m.group(1)
+    return -1, ""
+
+
+def _label_from_text(text: str) -> tuple[int, str]:
+    """(label, class) from a class column (``Normal``, ``Abuse``, XD ``A``, ``B1``...)."""
+    text = text.strip()
+    code = text.split("-")[0]
+    if code in XD_CLASSES:
+        return int(code != "A"), XD_CLASSES[code]
+    if text.lower().startswith("normal") or text == "0":
+        return 0, "Normal"
+    if text == "1":
+        return 1, ""
+    return 1, text
+
+
+def _load_npy(path: Path, ndim: int, what: str) -> np.ndarray:
+    """Load one ``.npy`` without unpickling and check its rank; errors name the file."""
+    if not path.is_file():
+        raise FeatureError(f"{path}: {what} feature file not found")
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except Exception as exc:  # bad header, pickled object array, truncated file
+        raise FeatureError(f"{path}: not a readable .npy ({type(exc).__name__}: {exc})") from exc
+    if arr.ndim != ndim or 0 in arr.shape:
+        raise FeatureError(f"{path}: {what} features must have {ndim} non-empty dims, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise FeatureError(f"{path}: {what} features must be numeric, got dtype {arr.dtype}")
+    return arr
+
+
+def _make(name: str, clip: np.ndarray, fmt: str, path: Path | str = "") -> VideoFeatures:
+    """Wrap a ``(T, D)`` array as clip-level ``VideoFeatures`` of a peer format."""
+    meta = VideoMeta(name=name, path=str(path), num_frames=int(clip.shape[0]) * PEER_SNIPPET_LEN,
+                     snippet_len=PEER_SNIPPET_LEN, backbone=fmt, source_format=fmt)
+    return VideoFeatures(clip=clip.astype(np.float32), meta=meta)
+
+
+def _read_list(list_file: Path) -> list[str]:
+    """Non-empty, stripped lines of a list file."""
+    if not list_file.is_file():
+        raise FeatureError(f"{list_file}: list file not found")
+    lines = [ln.strip() for ln in list_file.read_text(encoding="utf-8").splitlines()]
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        raise FeatureError(f"{list_file}: list file is empty")
+    return lines
+
+
+def _resolve(entry: str, list_file: Path, root: str | os.PathLike | None) -> Path:
+    """A list entry's file: relative to ``root`` (default: the list's folder); if absent there, by base name.
+
+    Published lists hold the authors' absolute paths, so ``root/<basename>`` is tried when the path itself is not
+    found.
+    """
+    p = Path(entry)
+    base = Path(root) if root is not None else list_file.parent
+    candidate = p if p.is_absolute() else base / p
+    if not candidate.exists() and (base / p.name).exists():
+        return base / p.name
+    return candidate
+
+
+def _labels(items: list[tuple[str, Path, np.ndarray]], fmt: str, num_abnormal: int | None
+            ) -> list[LabelledFeatures]:
+    """Attach labels: the first ``num_abnormal`` are abnormal when given, else the name's convention."""
+    out = []
+    for i, (name, path, clip) in enumerate(items):
+        label, cls = infer_label_class(name)
+        if num_abnormal is not None:
+            label = int(i < num_abnormal)
+            cls = cls if label else "Normal"
+        out.append(LabelledFeatures(_make(name, clip, fmt, path), label, cls))
+    return out
+
+
+def _pick_crop(arr: np.ndarray, crop: Crop, path: Path) -> np.ndarray:
+    """``(T, C, D)`` → ``(T, D)``: the crop mean or one crop."""
+    if crop == "mean":
+        return arr.mean(axis=1)
+    if not isinstance(crop, (int, np.integer)) or not 0 <= crop < arr.shape[1]:
+        raise FeatureError(f"{path}: crop must be 'mean' or an index below {arr.shape[1]}, got {crop!r}")
+    return arr[:, int(crop)]
+
+
+def read_rtfm(list_file: str | os.PathLike, root: str | os.PathLike | None = None, crop: Crop = "mean",
+              num_abnormal: int | None = None) -> list[LabelledFeatures]:
+    """RTFM: a list of per-video ``.npy`` files of shape ``(T, C, D)`` (C crops) → clip features ``(T, D)``.
+
+    Args:
+        list_file: one path per line (abnormal videos first, by RTFM convention).
+        root: folder the paths are relative to (default: the list file's folder).
+        crop: ``"mean"`` over the C crops, or one crop index.
+        num_abnormal: the first ``num_abnormal`` entries are abnormal (for names without a convention).
+    """
+    list_file = Path(list_file)
+    items = []
+    for entry in _read_list(list_file):
+        path = _resolve(entry, list_file, root)
+        arr = _load_npy(path, 3, "RTFM (T, crops, D)")
+        items.append((video_name(path), path, _pick_crop(arr, crop, path)))
+    return _labels(items, "rtfm", num_abnormal)
+
+
+def _crop_files(stem_path: Path) -> dict[int, Path]:
+    """``{k: <stem>__k.npy}`` for the crop files present next to ``stem_path``."""
+    folder, name = stem_path.parent, stem_path.name
+    found = {}
+    if folder.is_dir():
+        for p in folder.glob(f"{glob.escape(name)}__*.npy"):
+            m = _CROP_RE.match(p.stem)
+            if m and m.group("name") == name:
+                found[int(m.group("crop"))] = p
+    return found
+
+
+def _read_crops(name: str, files: dict[int, Path], crop: Crop, crops: int | None, where: str) -> np.ndarray:
+    """Load a video's crop files ``{k: path}`` and return ``(T, D)``: their mean or crop ``crop``."""
+    if not files:
+        raise FeatureError(f"{where}: no crop files <{name}>__<k>.npy found for video {name}")
+    expected = list(range(crops if crops is not None else max(files) + 1))
+    missing = [k for k in expected if k not in files]
+    if missing:
+        raise FeatureError(f"{where}: video {name} is missing crop file(s) "
+                           + ", ".join(f"{name}__{k}.npy" for k in missing))
+    if crop != "mean":
+        if not isinstance(crop, (int, np.integer)) or crop not in files:
+            raise FeatureError(f"{where}: video {name} has no crop {crop!r} (crops {expected[0]}..{expected[-1]})")
+        return _load_npy(files[int(crop)], 2, "per-crop (T, D)")
+    arrays = [_load_npy(files[k], 2, "per-crop (T, D)") for k in expected]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1:
+        raise FeatureError(f"{where}: crop files of video {name} disagree in shape: {sorted(shapes)}")
+    return np.mean(np.stack(arrays), axis=0)
+
+
+def read_urdmu(source: str | os.PathLike, root: str | os.PathLike | None = None, crop: Crop = "mean",
+               crops: int | None = None, num_abnormal: int | None = None) -> list[LabelledFeatures]:
+    """UR-DMU / PEL4VAD: per-crop files ``<Name>__<k>.npy`` of shape ``(T, D)`` → clip features ``(T, D)``.
+
+    Args:
+        source: a folder of crop files, or a list file whose lines name videos or crop files (with or without
+            ``__k`` and ``.npy``; several crops of one video collapse into one entry, in first-seen order).
+        root: folder of the crop files for a list (default: the list's folder).
+        crop: ``"mean"`` over the crops, or one crop index.
+        crops: how many crops each video must have (10 for UCF, 5 for XD); default: 0..(highest present).
+        num_abnormal: the first ``num_abnormal`` videos are abnormal.
+    """
+    source = Path(source)
+    stems: dict[str, Path] = {}  # name -> path of the video's crop files without "__k.npy"
+    if source.is_dir():
+        for p in sorted(source.glob("*__*.npy")):
+            m = _CROP_RE.match(p.stem)
+            if m:
+                stems.setdefault(m.group("name"), p.parent / m.group("name"))
+        if not stems:
+            raise FeatureError(f"{source}: no <Name>__<k>.npy crop files in this folder")
+    else:
+        for entry in _read_list(source):
+            path = _resolve(entry, source, root)
+            stem = path.name[:-4] if path.name.endswith(".npy") else path.name
+            m = _CROP_RE.match(stem)
+            name = m.group("name") if m else stem
+            folder = path.parent if path.parent.exists() else Path(root) if root is not None else source.parent
+            stems.setdefault(name, folder / name)
+    items = []
+    for name, stem_path in stems.items():
+        clip = _read_crops(name, _crop_files(stem_path), crop, crops, str(source))
+        items.append((name, stem_path.parent / f"{name}__*.npy", clip))
+    return _labels(items, "urdmu", num_abnormal)
+
+
+def read_vadclip_csv(csv_file: str | os.PathLike, root: str | os.PathLike | None = None, crop: Crop = "mean"
+                     ) -> list[LabelledFeatures]:
+    """VadCLIP: a CSV with ``path,label`` columns, one row per crop file ``(T, 512)`` → clip features ``(T, D)``.
+
+    Rows of one video (``<Name>__<k>.npy``) are grouped in first-seen order; ``label`` gives the class (``Normal``
+    or XD ``A`` → 0). ``crop="mean"`` averages the crops the CSV lists; an int picks that crop.
+    """
+    csv_file = Path(csv_file)
+    if not csv_file.is_file():
+        raise FeatureError(f"{csv_file}: CSV file not found")
+    with open(csv_file, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        missing = [c for c in ("path", "label") if c not in fields]
+        if missing:
+            raise FeatureError(f"{csv_file}: VadCLIP CSV needs columns path,label; missing {','.join(missing)}")
+        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    if not rows:
+        raise FeatureError(f"{csv_file}: CSV has no rows")
+    videos: dict[str, tuple[dict[int, Path], str]] = {}
+    for lineno, row in enumerate(rows, 2):
+        if not row.get("path"):
+            raise FeatureError(f"{csv_file}:{lineno}: empty path")
+        path = _resolve(row["path"], csv_file, root)
+        stem = path.name[:-4] if path.name.endswith(".npy") else path.name
+        m = _CROP_RE.match(stem)
+        name, k = (m.group("name"), int(m.group("crop"))) if m else (stem, 0)
+        files, label_text = videos.setdefault(name, ({}, row["label"]))
+        files[k] = path
+    out = []
+    for name, (files, label_text) in videos.items():
+        if crop == "mean":
+            arrays = [_load_npy(files[k], 2, "VadCLIP (T, D)") for k in sorted(files)]
+            if len({a.shape for a in arrays}) != 1:
+                raise FeatureError(f"{csv_file}: crop files of video {name} disagree in shape")
+            clip = np.mean(np.stack(arrays), axis=0)
+        else:
+            if crop not in files:
+                raise FeatureError(f"{csv_file}: video {name} has no crop {crop!r} listed")
+            clip = _load_npy(files[int(crop)], 2, "VadCLIP (T, D)")
+        label, cls = _label_from_text(label_text)
+        if not cls:
+            cls = infer_label_class(name)[1]
+        out.append(LabelledFeatures(_make(name, clip, "vadclip", files[min(files)]), label, cls))
+    return out
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Which format a path holds: ``vadgraph`` | ``rtfm`` | ``urdmu`` | ``vadclip``; FeatureError if none."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "manifest.json").is_file() or any(path.glob("*.npz")):
+            return "vadgraph"
+        if any(_CROP_RE.match(p.stem) for p in path.glob("*__*.npy")):
+            return "urdmu"
+        raise FeatureError(f"{path}: folder holds neither vadgraph .npz features nor <Name>__<k>.npy crop files")
+    if not path.is_file():
+        raise FeatureError(f"{path}: not found")
+    if path.suffix.lower() == ".csv":
+        header = path.read_text(encoding="utf-8").splitlines()[:1]
+        if header and {"path", "label"} <= {c.strip() for c in header[0].split(",")}:
+            return "vadclip"
+        raise FeatureError(f"{path}: CSV without path,label columns is not a VadCLIP feature list")
+    if path.suffix.lower() == ".npz":
+        return "vadgraph"
+    if path.suffix.lower() == ".npy":
+        return "rtfm" if np.load(path, mmap_mode="r", allow_pickle=False).ndim == 3 else "urdmu"
+    first = _read_list(path)[0]
+    stem = Path(first).name
+    if _CROP_RE.match(stem[:-4] if stem.endswith(".npy") else stem) or not stem.endswith(".npy"):
+        return "urdmu"
+    target = _resolve(first, path, None)
+    if target.is_file():
+        try:
+            ndim = np.load(target, mmap_mode="r", allow_pickle=False).ndim
+        except Exception as exc:
+            raise FeatureError(f"{target}: not a readable .npy ({type(exc).__name__})") from exc
+        return "rtfm" if ndim == 3 else "urdmu"
+    return "rtfm"  # per-video .npy entries: RTFM's convention
+
+
+def read_peer_features(path: str | os.PathLike, fmt: str = "auto", **kwargs) -> list[LabelledFeatures]:
+    """Read a peer format (``rtfm`` | ``urdmu`` | ``vadclip`` or ``auto`` via :func:`detect_format`)."""
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    readers = {"rtfm": read_rtfm, "urdmu": read_urdmu, "vadclip": read_vadclip_csv}
+    if fmt not in readers:
+        raise FeatureError(f"{path}: format {fmt!r} is not a peer format (one of {', '.join(readers)})")
+    return readers[fmt](path, **kwargs)
