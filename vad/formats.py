@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from vad.errors import FeatureError
 from vad.video_features import VideoFeatures, VideoMeta
 
 PEER_SNIPPET_LEN = 16  # frames per snippet in all three projects' published features
-Crop = Union[Literal["mean"], int]  # "mean" over the crops, or one crop's index
+Crop = Literal["mean"] | int  # "mean" over the crops, or one crop's index
 FORMATS = ("vadgraph", "rtfm", "urdmu", "vadclip")
 
 # XD-Violence label codes (in names "..._label_B2-0-0" and in VadCLIP's XD CSVs).
@@ -60,14 +60,13 @@ def video_name(path: str | os.PathLike) -> str:
     ``Abuse028_x264.mp4`` → ``Abuse028_x264``.
     """
     stem = Path(str(path).strip()).name
-    if stem.endswith(".npy") or stem.endswith(".npz") or re.search(r"\.(mp4|avi|mkv|mov|webm)$", stem, re.I):
+    if stem.endswith((".npy", ".npz")) or re.search(r"\.(mp4|avi|mkv|mov|webm)$", stem, re.IGNORECASE):
         stem = stem.rsplit(".", 1)[0]
     m = _CROP_RE.match(stem)
     if m:
         stem = m.group("name")
     for suffix in ("_i3d", "_clip"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
+        stem = stem.removesuffix(suffix)
     return stem
 
 
@@ -247,7 +246,7 @@ def read_urdmu(source: str | os.PathLike, root: str | os.PathLike | None = None,
     else:
         for entry in _read_list(source):
             path = _resolve(entry, source, root)
-            stem = path.name[:-4] if path.name.endswith(".npy") else path.name
+            stem = path.name.removesuffix(".npy")
             m = _CROP_RE.match(stem)
             name = m.group("name") if m else stem
             folder = path.parent if path.parent.exists() else Path(root) if root is not None else source.parent
@@ -283,7 +282,7 @@ def read_vadclip_csv(csv_file: str | os.PathLike, root: str | os.PathLike | None
         if not row.get("path"):
             raise FeatureError(f"{csv_file}:{lineno}: empty path")
         path = _resolve(row["path"], csv_file, root)
-        stem = path.name[:-4] if path.name.endswith(".npy") else path.name
+        stem = path.name.removesuffix(".npy")
         m = _CROP_RE.match(stem)
         name, k = (m.group("name"), int(m.group("crop"))) if m else (stem, 0)
         files, label_text = videos.setdefault(name, ({}, row["label"]))
@@ -328,7 +327,7 @@ def detect_format(path: str | os.PathLike) -> str:
         return "rtfm" if np.load(path, mmap_mode="r", allow_pickle=False).ndim == 3 else "urdmu"
     first = _read_list(path)[0]
     stem = Path(first).name
-    if _CROP_RE.match(stem[:-4] if stem.endswith(".npy") else stem) or not stem.endswith(".npy"):
+    if _CROP_RE.match(stem.removesuffix(".npy")) or not stem.endswith(".npy"):
         return "urdmu"
     target = _resolve(first, path, None)
     if target.is_file():

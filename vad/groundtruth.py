@@ -8,9 +8,9 @@ exclusive (``gt[start:end] = 1``), as in the public scripts that build ``gt-*.np
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 

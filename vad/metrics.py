@@ -7,8 +7,8 @@ note in :attr:`EvalReport.notes` says why; it never raises.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Mapping
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -69,8 +69,8 @@ class EvalReport:
         def pct(v: float) -> str:
             return "   n/a" if math.isnan(v) else f"{100 * v:6.2f}"
         lines = [
-            f"videos {self.num_videos} ({self.num_abnormal_videos} abnormal), frames {self.num_frames} "
-            f"({self.num_abnormal_frames} abnormal)",
+            (f"videos {self.num_videos} ({self.num_abnormal_videos} abnormal), frames {self.num_frames} "
+             f"({self.num_abnormal_frames} abnormal)"),
             f"{'metric':<24}{'value %':>8}",
             f"{'frame AUC':<24}{pct(self.auc):>8}",
             f"{'AP':<24}{pct(self.ap):>8}",

@@ -26,9 +26,9 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -278,7 +278,7 @@ class _Scene:
         return tuple(int(v) for v in np.clip(c, 0, 255))
 
     def _size(self, lo: float = 4, hi: float = 9) -> int:
-        return max(2, int(round(self.rng.uniform(lo, hi) * self.size_scale)))
+        return max(2, round(self.rng.uniform(lo, hi) * self.size_scale))
 
     def _prop(self) -> tuple[int, int, int, int, tuple[int, int, int]]:
         """A static box (x, y, half-width, half-height, colour); abandoned objects look like these."""
@@ -288,12 +288,10 @@ class _Scene:
         return x, y, r, max(2, int(r * self.rng.uniform(0.6, 1.0))), self._colour()
 
     def _path(self, speed: float, multiplier: np.ndarray | None = None, x_at: tuple[int, float] | None = None,
-              y0: float | None = None, wobble: tuple[float, float, float] | None = None
-              ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float], float]:
+              ) -> tuple[np.ndarray, np.ndarray]:
         """Integrate a walk: x advances by speed*multiplier per frame (wrapping around), y wobbles smoothly.
 
-        ``x_at = (t, x)`` pins the (unwrapped) position at frame t. Returns x, y as ``(T,)`` int32 arrays, the
-        wobble parameters and y0 (so a partner can share them).
+        ``x_at = (t, x)`` pins the (unwrapped) position at frame t. Returns x, y as ``(T,)`` int32 arrays.
         """
         rng, w, h, t_total = self.rng, self.w, self.h, self.T
         m = np.ones(t_total, dtype=np.float64) if multiplier is None else multiplier
@@ -305,19 +303,16 @@ class _Scene:
             x = x - x[x_at[0]] + x_at[1]
         margin = 12
         x = np.mod(x + margin, w + 2 * margin) - margin
-        if y0 is None:
-            y0 = rng.uniform(0.35 * h, 0.85 * h)
-        if wobble is None:
-            wobble = (rng.uniform(1, 6), rng.uniform(0.02, 0.08), rng.uniform(0, 2 * np.pi))
-        amp, omega, phase = wobble
+        y0 = rng.uniform(0.35 * h, 0.85 * h)
+        amp, omega, phase = rng.uniform(1, 6), rng.uniform(0.02, 0.08), rng.uniform(0, 2 * np.pi)
         tau = np.concatenate([[0.0], np.cumsum(np.abs(m[:-1]))])  # wobble follows the distance walked
         y = y0 + amp * np.sin(omega * tau + phase)
-        return x.astype(np.int32), y.astype(np.int32), wobble, y0
+        return x.astype(np.int32), y.astype(np.int32)
 
     def _walker(self, speed: float | None = None, multiplier: np.ndarray | None = None,
                 x_at: tuple[int, float] | None = None) -> _Agent:
         speed = self.rng.uniform(0.8, 2.0) if speed is None else speed
-        x, y, _, _ = self._path(speed, multiplier, x_at)
+        x, y = self._path(speed, multiplier, x_at)
         return _Agent(self.rng.choice(_SHAPES), self._colour(), self._size(), x, y)
 
     def _window_mask(self) -> np.ndarray:
@@ -334,7 +329,7 @@ class _Scene:
             m[self._window_mask()] = 0.0
         size = self._size()
         start = self.video.start if fight else 0
-        x, y, wobble, y0 = self._path(speed, m, x_at=(start, rng.uniform(0.25, 0.65) * self.w) if fight else None)
+        x, y = self._path(speed, m, x_at=(start, rng.uniform(0.25, 0.65) * self.w) if fight else None)
         gap = 2 * size + 1
         x2 = np.mod(x + gap + 12, self.w + 24) - 12
         y2 = y.copy()
@@ -396,7 +391,7 @@ class _Scene:
         rng = self.rng
         cx, cy = int(rng.uniform(0.15, 0.85) * self.w), int(rng.uniform(0.4, 0.85) * self.h)
         s, e = self.video.start, self.video.end
-        base = max(3, int(round(rng.uniform(6, 10) * self.size_scale)))
+        base = max(3, round(rng.uniform(6, 10) * self.size_scale))
         n = e - s
         flick = rng.uniform(0.5, 1.3, size=(n, 4))  # per-frame tongue sizes
         offs = rng.integers(-base, base + 1, size=(n, 4))
@@ -505,9 +500,8 @@ def make_benchmark(out_dir: str | os.PathLike, config: SynthConfig, progress: bo
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
     """``np.save`` atomically, without pickling."""
-    with atomic_path(path, suffix=".npy") as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
+    with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
 
 
 def read_labels(root: str | os.PathLike) -> list[SynthVideo]:

@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 from vad.errors import FeatureError
-from vad.formats import (detect_format, infer_label_class, read_peer_features, read_rtfm, read_urdmu,
-                         read_vadclip_csv, video_name)
+from vad.formats import (
+    detect_format,
+    infer_label_class,
+    read_peer_features,
+    read_rtfm,
+    read_urdmu,
+    read_vadclip_csv,
+    video_name,
+)
 
 
 def _rng():
@@ -42,7 +49,7 @@ def test_rtfm(rtfm):
 
 
 def test_rtfm_relative_paths_root_and_num_abnormal(rtfm, tmp_path):
-    root, arrays = rtfm
+    root, _ = rtfm
     # The authors' absolute paths do not exist here: root + base name finds the files.
     (tmp_path / "sh.list").write_text("/home/someone/SH_Test/Abuse028_x264_i3d.npy\n"
                                       "/home/someone/SH_Test/Normal_Videos_003_x264_i3d.npy\n")

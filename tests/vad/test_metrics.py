@@ -92,7 +92,7 @@ def test_degenerate_cases_are_nan_with_notes():
 
 
 def test_bad_input_names_the_video():
-    scores, gt, classes = _case()
+    scores, gt, _ = _case()
     with pytest.raises(MetricsError, match="Running_2"):
         evaluate({**scores, "Running_2": np.zeros(5)}, gt)
     with pytest.raises(VadError, match="Normal_4"):

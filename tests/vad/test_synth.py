@@ -9,9 +9,17 @@ import decord
 import numpy as np
 import pytest
 
-from vad.synth import (ANOMALY_CLASSES, SPLITS, SynthConfig, SynthError, SynthVideo, _Scene, make_benchmark,
-                       plan_benchmark,
-                       read_labels)
+from vad.synth import (
+    ANOMALY_CLASSES,
+    SPLITS,
+    SynthConfig,
+    SynthError,
+    SynthVideo,
+    _Scene,
+    make_benchmark,
+    plan_benchmark,
+    read_labels,
+)
 
 SMALL = SynthConfig(videos=12, seed=3, min_frames=32, max_frames=48)
 
@@ -30,7 +38,8 @@ def test_layout_and_labels(bench):
     for name in ("Temporal_Anomaly_Annotation.txt", "labels.csv", "train.list", "val.list", "test.list",
                  "gt-test.npy", "gt-val.npy", "benchmark.json"):
         assert (root / name).is_file(), name
-    rows = list(csv.DictReader(open(root / "labels.csv")))
+    with open(root / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["name", "file", "label", "class", "split", "num_frames", "fps"]
     assert len(rows) == SMALL.videos
     for row in rows:
@@ -127,8 +136,8 @@ def test_running_and_wrongway_are_motion_anomalies():
         assert (d[np.abs(d) < scene.w / 2] >= 0).all(), "normal agents walk left to right"
 
 
-@pytest.mark.parametrize("bad", [dict(videos=5), dict(min_frames=200), dict(difficulty=1.5),
-                                 dict(classes=("Running", "Dancing")), dict(val_fraction=0.5, test_fraction=0.5)])
+@pytest.mark.parametrize("bad", [{"videos": 5}, {"min_frames": 200}, {"difficulty": 1.5},
+                                 {"classes": ("Running", "Dancing")}, {"val_fraction": 0.5, "test_fraction": 0.5}])
 def test_bad_config(bad):
     with pytest.raises(SynthError):
         plan_benchmark(replace(SMALL, **bad))
