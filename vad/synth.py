@@ -208,7 +208,6 @@ class _Agent:
     size: int
     x: np.ndarray
     y: np.ndarray
-    visible: np.ndarray | None = None  # (T,) bool, None = always drawn
 
 
 def _draw_shape(img: np.ndarray, shape: str, cx: int, cy: int, r: int, colour: tuple[int, int, int]) -> None:
@@ -417,8 +416,7 @@ class _Scene:
             for x, y, rw, rh, colour in self.props:
                 cv2.rectangle(img, (x - rw, y - rh), (x + rw, y + rh), colour, -1)
             for a in self.agents:
-                if a.visible is None or a.visible[t]:
-                    _draw_shape(img, a.shape, int(a.x[t]), int(a.y[t]), a.size, a.colour)
+                _draw_shape(img, a.shape, int(a.x[t]), int(a.y[t]), a.size, a.colour)
             for draw in self.effects:
                 draw(img, t)
             out = img.astype(np.float32)
