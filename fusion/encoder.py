@@ -47,6 +47,26 @@ class _Block:
     degrees: Tensor
 
 
+@dataclass
+class _Batch:
+    """The per-node inputs of one batch of graphs (whole videos, or windows cut out of them)."""
+
+    node_levels: dict[str, Tensor]  # level -> (B', N', ...) per-node features (text: the snippet embeddings)
+    prompts: Tensor | None  # (K, D) shared or (B', K, D) prompt embeddings, None without a text level
+    projected: Tensor  # (B', N', D_out) X W, the features G propagates
+    node_mask: Tensor  # (B', N') bool, True = real node
+
+    def window(self, sample: Tensor, start: Tensor, width: int) -> _Batch:
+        """Windows ``[start[c], start[c] + width)`` of samples ``sample[c]``, as a batch of C graphs."""
+        prompts = self.prompts[sample] if self.prompts is not None and self.prompts.dim() == 3 else self.prompts
+        return _Batch(
+            node_levels={name: gather_windows(feat, sample, start, width) for name, feat in self.node_levels.items()},
+            prompts=prompts,
+            projected=gather_windows(self.projected, sample, start, width),
+            node_mask=gather_windows(self.node_mask, sample, start, width),
+        )
+
+
 class LEGOGraphEncoder(nn.Module):
     """Build one relationship graph per feature level, expand to powers, fuse with LEGO, propagate node features.
 
@@ -103,13 +123,10 @@ class LEGOGraphEncoder(nn.Module):
         b, n, _ = x.shape
         mask = torch.ones(b, n, dtype=torch.bool, device=x.device) if node_mask is None else node_mask.bool()
         pair = self.fusion.draw_pair(levels.keys())
-        projected = self.proj(x)  # shape = [B, N, D_out]
+        batch = _Batch(node_levels, prompts, self.proj(x), mask)  # projected: shape = [B, N, D_out]
         cfg = self.config
         windowed = cfg.mode == "windowed" or (cfg.mode == "auto" and n > cfg.window_size)
-        if windowed:
-            block = self._windowed(node_levels, prompts, projected, mask, pair)
-        else:
-            block = self._dense(node_levels, prompts, projected, mask, pair)
+        block = self._windowed(batch, pair) if windowed else self._dense(batch, pair)
         return LEGOOutput(**vars(block), node_mask=mask, pair=pair, windowed=windowed)
 
     def _split_levels(self, levels: Mapping[str, Tensor], x: Tensor) -> tuple[dict[str, Tensor], Tensor | None]:
@@ -143,36 +160,24 @@ class LEGOGraphEncoder(nn.Module):
             return patch_graph(feat, node_mask, aggregate=cfg.patch_aggregate)
         return text_graph(feat, prompts, node_mask, cfg.text_temperature, kind=cfg.kernel, gamma=cfg.rbf_gamma)
 
-    def _dense(
-        self,
-        node_levels: Mapping[str, Tensor],
-        prompts: Tensor | None,
-        projected: Tensor,
-        node_mask: Tensor,
-        pair: int | None,
-    ) -> _Block:
+    def _dense(self, batch: _Batch, pair: int | None) -> _Block:
         """Graphs, powers, fusion, propagation and top-k on whole ``(B', N', ...)`` inputs (videos or windows)."""
         cfg = self.config
         powers = {}
-        for name, feat in node_levels.items():
-            graph = self.level_graph(name, feat, prompts, node_mask)
+        node_mask = batch.node_mask
+        for name, feat in batch.node_levels.items():
+            graph = self.level_graph(name, feat, batch.prompts, node_mask)
             stack = graph_powers(graph, cfg.max_power, cfg.normalize, node_mask, cfg.eps)  # shape = [B', H, N', N']
             powers[name] = scale_powers_by_size(stack, node_mask) if cfg.scale_by_size else stack
         fused = self.fusion(powers, pair)  # shape = [B', N', N']
-        nodes = (row_l1_normalize(fused, cfg.eps) @ projected + self.bias) * node_mask[:, :, None]
+        nodes = (row_l1_normalize(fused, cfg.eps) @ batch.projected + self.bias) * node_mask[:, :, None]
         neighbors, neighbor_mask, neighbor_weights = topk_neighbors(fused, cfg.top_k, node_mask)
         return _Block(nodes, fused, neighbors, neighbor_mask, neighbor_weights, fused.sum(-1))
 
-    def _windowed(
-        self,
-        node_levels: Mapping[str, Tensor],
-        prompts: Tensor | None,
-        projected: Tensor,
-        node_mask: Tensor,
-        pair: int | None,
-    ) -> _Block:
+    def _windowed(self, batch: _Batch, pair: int | None) -> _Block:
         """Dense computation inside overlapping windows; each node keeps the outputs of its most central window."""
         cfg = self.config
+        projected, node_mask = batch.projected, batch.node_mask
         b, n, _ = projected.shape
         k = cfg.top_k
         layout = window_layout(
@@ -189,15 +194,7 @@ class LEGOGraphEncoder(nn.Module):
         for chunk in torch.arange(sample_of.shape[0], device=projected.device).split(cfg.window_batch):
             sample, window = sample_of[chunk], window_of[chunk]
             start = layout.starts[sample, window]  # shape = [C]
-            cut = {name: gather_windows(feat, sample, start, layout.width) for name, feat in node_levels.items()}
-            chunk_prompts = prompts[sample] if prompts is not None and prompts.dim() == 3 else prompts
-            block = self._dense(
-                cut,
-                chunk_prompts,
-                gather_windows(projected, sample, start, layout.width),
-                gather_windows(node_mask, sample, start, layout.width),
-                pair,
-            )
+            block = self._dense(batch.window(sample, start, layout.width), pair)
             position = start[:, None] + local  # shape = [C, W]: global index of each window slot
             owned = layout.owner[sample[:, None], position] == window[:, None]
             rows = (sample[:, None] * n + position)[owned]

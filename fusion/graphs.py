@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from fusion.config import SET_AGGREGATES
-from fusion.ops import mask_graph, symmetrize, relationship_graph, unit_normalize
+from fusion.ops import mask_graph, relationship_graph, symmetrize, unit_normalize
 
 
 def clip_graph(

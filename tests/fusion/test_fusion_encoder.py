@@ -69,7 +69,7 @@ def test_shapes_for_a_batch_of_different_lengths() -> None:
 def test_neighbours_are_topk_of_the_fused_graph() -> None:
     levels, x = _levels(2, 15, seed=1)
     out = _encoder()(levels, x)
-    neighbors, neighbor_mask, weights = topk_neighbors(out.fused, 3)
+    neighbors, neighbor_mask, _weights = topk_neighbors(out.fused, 3)
     assert torch.equal(out.neighbors, neighbors) and torch.equal(out.neighbor_mask, neighbor_mask)
     torch.testing.assert_close(out.degrees, out.fused.sum(-1))
 
@@ -108,7 +108,7 @@ def test_windowed_node_outputs_come_from_their_most_central_window() -> None:
     encoder = _encoder()
     out = encoder(levels, x)
     assert out.windowed
-    for lo, nodes in ((0, range(0, 20)), (16, range(20, 36)), (32, range(36, 56))):
+    for lo, nodes in ((0, range(20)), (16, range(20, 36)), (32, range(36, 56))):
         window = encoder.__class__(dataclasses.replace(SMALL, mode="dense")).eval()
         window.load_state_dict(encoder.state_dict())
         ref = window(_slice(levels, lo, lo + 24), x[:, lo : lo + 24])

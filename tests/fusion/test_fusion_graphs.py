@@ -17,7 +17,7 @@ def _sets(seed: int, b: int = 2, n: int = 5, s: int = 3, d: int = 4) -> torch.Te
 
 
 def _brute_force(x: torch.Tensor, aggregate: str) -> torch.Tensor:
-    b, n, s, _ = x.shape
+    b, n = x.shape[:2]
     out = torch.zeros(b, n, n, dtype=x.dtype)
     for bi in range(b):
         for i in range(n):

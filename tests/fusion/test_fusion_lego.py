@@ -55,7 +55,7 @@ def test_training_samples_one_pair_reproducibly_and_eval_is_deterministic() -> N
     torch.manual_seed(0)
     assert draws == [fusion.draw_pair(present) for _ in range(40)]
     assert set(draws) == set(range(6))
-    assert set(fusion.draw_pair(["clip", "text"]) for _ in range(10)) == {2}  # only clip*text is present
+    assert {fusion.draw_pair(["clip", "text"]) for _ in range(10)} == {2}  # only clip*text is present
     fusion.eval()
     assert fusion.draw_pair(present) is None
     no_sampling = LEGOFusion(LEGOConfig(levels=("clip", "frame"), train_pair_sampling=False)).train()
