@@ -80,7 +80,60 @@ def _synth(args: argparse.Namespace) -> int:
 
     bench = make_benchmark(args.out, SynthConfig(videos=args.videos, seed=args.seed, difficulty=args.difficulty),
                            progress=not args.quiet)
-    print(f"synth: {bench}")
+    print(f"synth: {len(bench.videos)} videos ({sum(v.label for v in bench.videos)} abnormal) in "
+          f"{bench.seconds:.1f} s -> {bench.root} (labels.csv, train/val/test lists, gt-val.npy, gt-test.npy)")
+    return EXIT_OK
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """Model architecture switches (ablations and baselines) for ``vad train``."""
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", default="vadgraph", choices=["vadgraph", "mil_mlp", "mtn_concat"])
+    g.add_argument("--fusion", default="lego", choices=["lego", "concat"], help="ablation: concat fusion")
+    g.add_argument("--attention", default="hop", choices=["hop", "plain", "none"])
+    g.add_argument("--no-qformer", action="store_true", help="ablation: no MM-QFormer")
+    g.add_argument("--levels", default="clip,frame,patch,text", help="feature levels to fuse")
+    g.add_argument("--hidden", type=int, default=128)
+
+
+def add_gt_args(p: argparse.ArgumentParser) -> None:
+    """Where labels and frame ground truth come from."""
+    g = p.add_argument_group("labels and ground truth")
+    g.add_argument("--benchmark", type=Path, help="a `vad synth` directory (labels, splits, frame GT)")
+    g.add_argument("--labels", type=Path, help="CSV with columns name,label[,class][,split]")
+    g.add_argument("--format", default="auto", choices=["auto", "vadgraph", "rtfm", "urdmu", "vadclip"],
+                   help="feature format (default: detect)")
+
+
+@command("train")
+def _train(args: argparse.Namespace) -> int:
+    from vad.model import ModelConfig
+    from vad.train import TrainConfig, train_from_paths
+
+    model_cfg = ModelConfig(arch=args.arch, fusion=args.fusion, attention=args.attention,
+                            qformer=not args.no_qformer, levels=tuple(args.levels.split(",")), hidden=args.hidden)
+    train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, num_snippets=args.num_snippets,
+                            lr=args.lr, patience=args.patience, seed=args.seed, device=args.device)
+    result = train_from_paths(args.features, args.out, args.labels or args.benchmark, args.format, model_cfg,
+                              train_cfg, args.val_fraction, progress=not args.quiet)
+    print(f"train: best epoch {result.best_epoch}, val {result.val_metric} {result.best_val:.4f}, "
+          f"{result.model.num_parameters():,} parameters, {result.seconds_per_epoch:.2f} s/epoch -> {args.out}")
+    return EXIT_OK
+
+
+@command("eval")
+def _eval(args: argparse.Namespace) -> int:
+    from vad.evaluate import GroundTruthSource, evaluate_dir
+    from vad.io_utils import write_json_atomic
+
+    source = GroundTruthSource(str(args.benchmark) if args.benchmark else None, args.gt, args.gt_list,
+                               args.annotations)
+    result = evaluate_dir(args.model, args.features, str(args.labels) if args.labels else None, args.split,
+                          source, args.format, args.threshold, args.device)
+    print(result.report.format_table())
+    out = args.out or Path(args.model) / f"eval-{args.split}.json"
+    write_json_atomic(out, result.report.to_dict())
+    print(f"eval: metrics written to {out}")
     return EXIT_OK
 
 
@@ -101,6 +154,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="video files, directories or globs")
     p.add_argument("--out", type=Path, required=True, help="feature directory")
     add_backbone_args(p)
+
+    p = sub.add_parser("train", help="train the anomaly model with video-level labels")
+    p.add_argument("--features", type=Path, required=True, help="feature directory or peer feature list")
+    p.add_argument("--out", type=Path, required=True, help="model directory to write")
+    add_gt_args(p)
+    add_model_args(p)
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=30)
+    g.add_argument("--batch-size", type=int, default=16)
+    g.add_argument("--num-snippets", type=int, default=64, help="training videos resampled to this length")
+    g.add_argument("--lr", type=float, default=5e-4)
+    g.add_argument("--patience", type=int, default=6)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--val-fraction", type=float, default=0.15, help="carved from train when there is no val")
+    g.add_argument("--device", default="auto")
+
+    p = sub.add_parser("eval", help="frame AUC, AP, FAR and per-class AUC of a trained model")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--features", type=Path, required=True)
+    add_gt_args(p)
+    p.add_argument("--split", default="test", help="train | val | test | all (default: test)")
+    p.add_argument("--gt", help="concatenated frame-level gt-*.npy")
+    p.add_argument("--gt-list", help="the list file that gt-*.npy follows")
+    p.add_argument("--annotations", help="UCF-Crime Temporal_Anomaly_Annotation.txt")
+    p.add_argument("--threshold", type=float, default=0.5, help="for the false-alarm rate")
+    p.add_argument("--out", type=Path, help="metrics JSON (default: MODEL/eval-SPLIT.json)")
+    p.add_argument("--device", default="cpu")
     return parser
 
 

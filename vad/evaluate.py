@@ -1,0 +1,83 @@
+"""``vad eval``: score a split's videos with a trained model and compute the benchmark metrics."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vad.checkpoint import LoadedModel, load_checkpoint
+from vad.data import Dataset, VideoRecord, load_dataset
+from vad.errors import VadError
+from vad.groundtruth import GroundTruth, read_gt_npy, read_synth_gt, read_ucf_annotations
+from vad.metrics import EvalReport, evaluate
+from vad.scoring import VideoScores, score_records
+
+
+@dataclass(frozen=True)
+class GroundTruthSource:
+    """Where frame labels come from: a ``vad synth`` directory, a ``gt-*.npy`` + list, or a UCF annotation file."""
+
+    benchmark: str | None = None  # vad synth output directory
+    gt_npy: str | None = None  # concatenated frame labels...
+    gt_list: str | None = None  # ...and the list file they follow
+    annotations: str | None = None  # UCF-Crime Temporal_Anomaly_Annotation.txt
+
+
+def load_ground_truth(source: GroundTruthSource, records: list[VideoRecord], split: str | None) -> GroundTruth:
+    """Frame labels for ``records``; normal videos without an entry get all-zero labels."""
+    counts = {r.name: r.features.num_video_frames for r in records}
+    if source.benchmark:
+        gt = read_synth_gt(source.benchmark, split)
+    elif source.gt_npy:
+        if not source.gt_list:
+            raise VadError("--gt needs --gt-list (the list file the gt-*.npy was built from)")
+        gt = read_gt_npy(source.gt_npy, source.gt_list, counts)
+    elif source.annotations:
+        gt = read_ucf_annotations(source.annotations, counts)
+    else:
+        gt = GroundTruth({}, {})
+    frames, classes = {}, {}
+    for r in records:
+        if r.name in gt.frames:
+            g = gt.frames[r.name]
+            if len(g) != counts[r.name]:  # features of a video cover whole snippets: align lengths
+                g = np.pad(g, (0, max(0, counts[r.name] - len(g))))[: counts[r.name]]
+            frames[r.name], classes[r.name] = g, gt.classes.get(r.name, r.cls)
+        elif r.label == 0:
+            frames[r.name], classes[r.name] = np.zeros(counts[r.name], np.uint8), "Normal"
+        else:
+            raise VadError(f"no frame ground truth for abnormal video {r.name} (pass --benchmark, --gt or "
+                           f"--annotations)")
+    return GroundTruth(frames, classes)
+
+
+@dataclass
+class EvalResult:
+    """Metrics plus the per-video scores they came from."""
+
+    report: EvalReport
+    scores: dict[str, VideoScores]
+
+
+def evaluate_model(loaded: LoadedModel, dataset: Dataset, split: str = "test",
+                   gt_source: GroundTruthSource = GroundTruthSource(), threshold: float = 0.5,
+                   device: str = "cpu") -> EvalResult:
+    """Score every video of ``split`` and compute frame AUC, AP, abnormal-only AUC, FAR and per-class AUC."""
+    records = dataset.split(split) if split != "all" else list(dataset.records.values())
+    if not records:
+        raise VadError(f"no videos in split {split!r}")
+    gt = load_ground_truth(gt_source, records, None if split == "all" else split)
+    scores = score_records(loaded.model, records, loaded.text, loaded.levels, device)
+    report = evaluate({n: s.frames for n, s in scores.items()}, gt.frames, gt.classes, threshold)
+    return EvalResult(report, scores)
+
+
+def evaluate_dir(model_dir: str | os.PathLike, features: str | os.PathLike, labels: str | None = None,
+                 split: str = "test", gt_source: GroundTruthSource = GroundTruthSource(), fmt: str = "auto",
+                 threshold: float = 0.5, device: str = "cpu") -> EvalResult:
+    """:func:`evaluate_model` from paths: the library call behind ``vad eval``."""
+    loaded = load_checkpoint(model_dir, device)
+    dataset = load_dataset(features, labels or gt_source.benchmark, fmt, val_fraction=0.0, default_split=split)
+    return evaluate_model(loaded, dataset, split, gt_source, threshold, device)

@@ -1,0 +1,281 @@
+"""``AnomalyModel``: multi-level features → LEGO fused graph → hop-diffused attention → MM-QFormer → scores.
+
+One class for the full model, its ablations (switches in :class:`ModelConfig`) and two baselines, so every
+variant trains, saves, loads and evaluates through the same code:
+
+* ``arch="vadgraph"`` (the product): LEGO graph fusion over the clip / frame / patch / text relationship graphs,
+  Graph4MM hop-diffused attention over G's top-k neighbours plus temporal-chain edges, MM-QFormer cross-modal
+  query tokens (visual nodes + prompt embeddings) that every snippet reads back, an MLP scorer.
+  Ablations: ``fusion="concat"`` (concatenated level features, temporal edges only), ``attention="plain"``
+  (dense self-attention without structure) or ``"none"``, ``qformer=False``.
+* ``arch="mil_mlp"``: Sultani et al.'s MIL ranking MLP on clip-level features.
+* ``arch="mtn_concat"``: feature-concatenation fusion with RTFM's multi-scale temporal network (dilated
+  convolutions + non-local block): the feature-space fusion the LEGO paper compares with.
+
+Shapes: ``B`` videos, ``N`` snippets, ``F`` frames, ``P`` patches, ``K`` prompts, ``D`` feature width,
+``H`` hidden width, ``Q`` queries, ``k`` neighbours.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fusion import LEGOConfig, LEGOGraphEncoder
+from graph4mm import HopDiffusedAttention, HopDiffusedAttentionConfig, MMQFormer, MMQFormerConfig
+from vad.data import FeatureBatch
+
+ARCHS = ("vadgraph", "mil_mlp", "mtn_concat")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every knob of :class:`AnomalyModel`; serialised as JSON beside the weights."""
+
+    arch: str = "vadgraph"  # vadgraph | mil_mlp | mtn_concat
+    feature_dim: int = 512  # D: width of the CLIP features
+    hidden: int = 128  # H: width of node representations
+    levels: tuple[str, ...] = ("clip", "frame", "patch", "text")  # feature levels fused (vadgraph, mtn_concat)
+    fusion: str = "lego"  # lego | concat (ablation: feature concatenation instead of graph fusion)
+    attention: str = "hop"  # hop | plain (dense self-attention, no structure) | none
+    qformer: bool = True  # MM-QFormer cross-modal tokens read by every snippet
+    lego_powers: int = 2  # P = Q: highest graph power in LEGO fusion
+    top_k: int = 8  # neighbours per snippet taken from the fused graph G
+    temporal_edges: int = 2  # plus edges to the c previous and c next snippets (temporal chain)
+    window: int = 256  # LEGO windowed mode above this many snippets (linear cost for long videos)
+    window_overlap: int = 64  # snippets shared by consecutive windows
+    hop_steps: int = 2  # K: diffusion steps of hop-diffused attention
+    hop_alpha: float = 0.1  # α: PPR teleport probability
+    heads: int = 4  # attention heads
+    num_queries: int = 4  # MM-QFormer learnable queries
+    dropout: float = 0.1  # dropout in attention, FFN and scorer
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.fusion not in ("lego", "concat") or self.attention not in ("hop", "plain", "none"):
+            raise ValueError(f"bad fusion/attention: {self.fusion!r}/{self.attention!r}")
+        object.__setattr__(self, "levels", tuple(self.levels))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        """Inverse of ``asdict`` (unknown keys are an error: a checkpoint from another version says so)."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict."""
+        out = asdict(self)
+        out["levels"] = list(self.levels)
+        return out
+
+
+@dataclass
+class AnomalyOutput:
+    """Per-snippet outputs of :class:`AnomalyModel`."""
+
+    logits: Tensor  # (B, N) pre-sigmoid anomaly scores; padded snippets hold -inf-free junk, mask them
+    scores: Tensor  # (B, N) sigmoid(logits) in [0, 1]
+    node_mask: Tensor  # (B, N) bool, True = real snippet
+    extras: dict[str, Tensor] = field(default_factory=dict)  # e.g. "cross_attention" (B, Q, N), "degrees" (B, N)
+
+
+class AnomalyModel(nn.Module):
+    """The anomaly scorer: ``forward(batch) -> AnomalyOutput`` for any number of snippets N.
+
+    Shapes:
+        batch.clip ``(B, N, D)``, batch.frame ``(B, N, F, D)``, batch.patch ``(B, N, P, D)``,
+        batch.text ``(K, D)``, batch.node_mask ``(B, N)`` → scores ``(B, N)``.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        heads = {"vadgraph": GraphFusionHead, "mil_mlp": MILMLPHead, "mtn_concat": MTNConcatHead}
+        self.head = heads[config.arch](config)
+
+    def forward(self, batch: FeatureBatch) -> AnomalyOutput:
+        """Score every snippet of every video in ``batch``."""
+        logits, extras = self.head(batch)
+        return AnomalyOutput(logits, torch.sigmoid(logits), batch.node_mask, extras)
+
+    def fusion_weights(self) -> dict[str, Tensor] | None:
+        """LEGO's learned A matrices, ``pair name → (P+1, Q+1)``; None for variants without LEGO."""
+        lego = getattr(self.head, "lego", None)
+        if lego is None:
+            return None
+        fw = lego.fusion.fusion_weights()
+        return {name: w.detach().cpu() for name, w in zip(fw.names, fw.weights)}
+
+    def num_parameters(self) -> int:
+        """Trainable parameter count."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def extra_repr(self) -> str:
+        c = self.config
+        return (f"arch={c.arch}, fusion={c.fusion}, attention={c.attention}, qformer={c.qformer}, "
+                f"D={c.feature_dim}, H={c.hidden}")
+
+
+def level_inputs(batch: FeatureBatch, levels: tuple[str, ...]) -> dict[str, Tensor]:
+    """The feature levels of ``batch`` that ``levels`` asks for and the batch has (text: ``(K, D)``)."""
+    available = {"clip": batch.clip, "frame": batch.frame, "patch": batch.patch, "text": batch.text}
+    return {name: available[name] for name in levels if available.get(name) is not None}
+
+
+def concat_level_features(batch: FeatureBatch, levels: tuple[str, ...]) -> Tensor:
+    """Feature-space fusion: ``[clip; mean frame; mean patch; prompt affinities]`` → ``(B, N, 3D + K)``.
+
+    Missing levels are zero-filled so the width depends only on the config, not on the batch.
+    """
+    x = batch.clip
+    parts = [x]
+    zeros = torch.zeros_like(x)
+    for name in ("frame", "patch"):
+        if name in levels:
+            feat = getattr(batch, name)
+            parts.append(feat.mean(2) if feat is not None else zeros)
+    if "text" in levels:
+        parts.append(text_affinity(x, batch.text))
+    return torch.cat(parts, dim=-1)
+
+
+def concat_width(config: ModelConfig, num_prompts: int) -> int:
+    """Width of :func:`concat_level_features` for ``config``."""
+    d = config.feature_dim
+    return d * (1 + sum(lvl in config.levels for lvl in ("frame", "patch"))) + (num_prompts if "text" in
+                                                                                   config.levels else 0)
+
+
+def text_affinity(x: Tensor, text: Tensor | None) -> Tensor:
+    """Cosine similarity of each snippet to each prompt, ``(B, N, D) x (K, D) → (B, N, K)`` (zeros if no text)."""
+    if text is None:
+        raise ValueError("the 'text' level needs prompt embeddings (batch.text)")
+    return F.normalize(x, dim=-1) @ F.normalize(text, dim=-1).T
+
+
+def temporal_neighbors(node_mask: Tensor, reach: int) -> tuple[Tensor, Tensor]:
+    """Temporal-chain edges: each snippet to its ``reach`` predecessors and successors.
+
+    Returns ``(neighbors, mask)``, both ``(B, N, 2 * reach)``; edges off either end or to padding are masked.
+    """
+    b, n = node_mask.shape
+    offsets = torch.cat([torch.arange(-reach, 0), torch.arange(1, reach + 1)]).to(node_mask.device)
+    idx = torch.arange(n, device=node_mask.device)[:, None] + offsets[None, :]  # shape = [N, 2c]
+    inside = (idx >= 0) & (idx < n)
+    idx = idx.clamp(0, n - 1).expand(b, n, -1)
+    mask = inside[None] & node_mask[:, :, None] & torch.gather(node_mask, 1, idx.reshape(b, -1)).view(b, n, -1)
+    return idx, mask
+
+
+class GraphFusionHead(nn.Module):
+    """The vadgraph head (see the module docstring); returns ``(logits (B, N), extras)``."""
+
+    NUM_PROMPTS_DEFAULT = 14
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        d, h = config.feature_dim, config.hidden
+        self.lego: LEGOGraphEncoder | None = None
+        if config.fusion == "lego":
+            self.lego = LEGOGraphEncoder(LEGOConfig(
+                levels=config.levels, in_dim=d, out_dim=h, P=config.lego_powers, Q=config.lego_powers,
+                top_k=config.top_k, window_size=config.window, window_overlap=config.window_overlap))
+            self.node_proj = nn.Linear(d, h)
+        else:
+            self.node_proj = nn.LazyLinear(h)  # width of the concatenation depends on K prompts
+        self.node_norm = nn.LayerNorm(h)
+        self.attention: nn.Module | None = None
+        if config.attention == "hop":
+            self.attention = HopDiffusedAttention(HopDiffusedAttentionConfig(
+                dim=h, heads=config.heads, K=config.hop_steps, alpha=config.hop_alpha, ffn_ratio=2.0,
+                dropout=config.dropout))
+        elif config.attention == "plain":
+            self.attention = nn.TransformerEncoderLayer(h, config.heads, 2 * h, config.dropout, batch_first=True)
+        self.qformer: MMQFormer | None = None
+        if config.qformer:
+            self.qformer = MMQFormer(MMQFormerConfig(dim=h, visual_dim=h, text_dim=d, heads=config.heads,
+                                                     num_queries=config.num_queries, ffn_ratio=2.0,
+                                                     dropout=config.dropout))
+            self.read_q = nn.Linear(h, h, bias=False)
+            self.read_k = nn.Linear(h, h, bias=False)
+        width = 2 * h if config.qformer else h
+        self.scorer = nn.Sequential(nn.Linear(width, h), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(h, 1))
+
+    def forward(self, batch: FeatureBatch) -> tuple[Tensor, dict[str, Tensor]]:
+        cfg, mask = self.config, batch.node_mask
+        extras: dict[str, Tensor] = {}
+        if self.lego is not None:
+            enc = self.lego(level_inputs(batch, cfg.levels), batch.clip, mask)
+            h = self.node_proj(batch.clip) + enc.nodes  # own features + graph-propagated relations
+            graph_nb, graph_mask = enc.neighbors, enc.neighbor_mask
+            extras["degrees"] = enc.degrees
+        else:
+            h = self.node_proj(concat_level_features(batch, cfg.levels))
+            graph_nb = graph_mask = None
+        h = self.node_norm(h)  # shape = [B, N, H]
+        if isinstance(self.attention, HopDiffusedAttention):
+            nb, nb_mask = temporal_neighbors(mask, cfg.temporal_edges)
+            if graph_nb is not None:
+                nb, nb_mask = torch.cat([graph_nb, nb], -1), torch.cat([graph_mask, nb_mask], -1)
+            h = self.attention(h, neighbors=nb, neighbor_mask=nb_mask, node_mask=mask)
+        elif self.attention is not None:
+            h = self.attention(h, src_key_padding_mask=~mask)
+        if self.qformer is not None:
+            text = batch.text[None].expand(h.shape[0], -1, -1)
+            out = self.qformer(h, text, visual_mask=mask)
+            tokens = out.query_tokens  # shape = [B, Q, H]
+            att = torch.softmax(self.read_q(h) @ self.read_k(tokens).transpose(1, 2) / math.sqrt(h.shape[-1]), -1)
+            h = torch.cat([h, att @ tokens], dim=-1)  # each snippet reads the cross-modal tokens
+            extras["cross_attention"] = out.cross_attention
+        return self.scorer(h).squeeze(-1).masked_fill(~mask, 0.0), extras
+
+
+class MILMLPHead(nn.Module):
+    """Sultani et al. (CVPR 2018): FC(D→512)-ReLU-FC(512→32)-FC(32→1) with dropout 0.6, per snippet."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(config.feature_dim, 512), nn.ReLU(), nn.Dropout(0.6),
+                                 nn.Linear(512, 32), nn.Dropout(0.6), nn.Linear(32, 1))
+
+    def forward(self, batch: FeatureBatch) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.net(batch.clip).squeeze(-1).masked_fill(~batch.node_mask, 0.0), {}
+
+
+class MTNConcatHead(nn.Module):
+    """Concatenated level features → RTFM's multi-scale temporal network → MLP scorer.
+
+    MTN: three dilated temporal convolutions (dilation 1, 2, 4) and a non-local (self-attention) branch,
+    concatenated and projected back, with a residual connection.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        h = config.hidden
+        self.config = config
+        self.inp = nn.LazyLinear(h)
+        self.dilated = nn.ModuleList(nn.Conv1d(h, h // 2, 3, padding=d, dilation=d) for d in (1, 2, 4))
+        self.non_local = nn.MultiheadAttention(h // 2, max(1, config.heads // 2), batch_first=True)
+        self.nl_in = nn.Conv1d(h, h // 2, 1)
+        self.out = nn.Conv1d(2 * h, h, 1)
+        self.norm = nn.LayerNorm(h)
+        self.scorer = nn.Sequential(nn.Linear(h, h), nn.ReLU(), nn.Dropout(config.dropout), nn.Linear(h, 1))
+
+    def forward(self, batch: FeatureBatch) -> tuple[Tensor, dict[str, Tensor]]:
+        mask = batch.node_mask
+        x = self.inp(concat_level_features(batch, self.config.levels)) * mask[..., None]  # shape = [B, N, H]
+        t = x.transpose(1, 2)  # shape = [B, H, N]
+        branches = [F.relu(conv(t)) for conv in self.dilated]
+        nl = self.nl_in(t).transpose(1, 2)
+        nl, _ = self.non_local(nl, nl, nl, key_padding_mask=~mask, need_weights=False)
+        y = self.out(torch.cat(branches + [nl.transpose(1, 2)], 1)).transpose(1, 2)
+        h = self.norm(x + y)
+        return self.scorer(h).squeeze(-1).masked_fill(~mask, 0.0), {}

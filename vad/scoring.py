@@ -1,0 +1,56 @@
+"""Per-video scoring: features → snippet scores → frame scores, plus the prompt each snippet matches best."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from vad.data import VideoRecord, collate
+from vad.metrics import expand_to_frames
+from vad.model import AnomalyModel
+from vad.video_features import VideoFeatures
+
+
+@dataclass
+class VideoScores:
+    """Scores of one video.
+
+    Shapes: snippets ``(N,)``; frames ``(T,)`` (each snippet's score repeated over its S frames);
+    best_prompt ``(N,)`` index into the prompt list of the anomaly prompt each snippet is most similar to
+    (CLIP cosine of the clip-level feature; -1 without prompts).
+    """
+
+    name: str
+    snippets: np.ndarray
+    frames: np.ndarray
+    fps: float
+    snippet_len: int
+    best_prompt: np.ndarray
+
+
+def best_prompts(features: VideoFeatures, text: np.ndarray | None) -> np.ndarray:
+    """Index of the most similar *anomaly* prompt (the first prompt is the normal one) per snippet."""
+    if text is None or len(text) < 2:
+        return np.full(features.num_snippets, -1, dtype=np.int64)
+    sims = features.clip @ (text / np.linalg.norm(text, axis=1, keepdims=True)).T  # shape = [N, K]
+    return sims[:, 1:].argmax(1).astype(np.int64) + 1
+
+
+@torch.inference_mode()
+def score_features(model: AnomalyModel, features: VideoFeatures, text: np.ndarray | None,
+                   levels: Sequence[str], device: torch.device | str = "cpu") -> VideoScores:
+    """Score one whole video (any number of snippets; the model itself windows long videos)."""
+    model.eval()
+    batch = collate([features], levels, text).to(device)
+    snippets = model(batch).scores[0].float().cpu().numpy()
+    frames = expand_to_frames(snippets, features.num_video_frames, features.meta.snippet_len)
+    return VideoScores(features.meta.name, snippets, frames, features.meta.fps, features.meta.snippet_len,
+                       best_prompts(features, text))
+
+
+def score_records(model: AnomalyModel, records: Sequence[VideoRecord], text: np.ndarray | None,
+                  levels: Sequence[str], device: torch.device | str = "cpu") -> dict[str, VideoScores]:
+    """:func:`score_features` for each record, keyed by name."""
+    return {r.name: score_features(model, r.features, text, levels, device) for r in records}
