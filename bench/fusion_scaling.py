@@ -4,8 +4,8 @@
     python bench/fusion_scaling.py --quick    # N = 256, 1024, 4096, three timed runs each
 
 Each N runs in a fresh subprocess (so memory high-water marks do not leak between sizes) that builds
-``LEGOGraphEncoder`` with D = 512 and four levels (clip; frame F = 4; patch P = 4; text K = 8 prompts), creates
-random features for one video, and times ``encoder(levels, x)`` in eval mode under ``torch.no_grad()``
+``LEGOGraphEncoder`` with D = 512 and four levels (clip; frame F = 4; patch P = 4; text K = 8 prompts),
+creates random features for one video, and times ``encoder(levels, x)`` in eval mode under ``torch.no_grad()``
 (the scoring path; training uses short resampled videos). Reported:
 
 - time: the fastest of the timed runs after one warm-up (the least disturbed by other processes);
@@ -15,6 +15,7 @@ random features for one video, and times ``encoder(levels, x)`` in eval mode und
 - forward delta: that high-water mark minus its value just before the first forward, i.e. what the forward
   itself added on top of the inputs (target for the whole process at N = 16384: < 2 GB).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,21 +99,38 @@ def main() -> None:
         return
 
     sizes = args.sizes or ([256, 1024, 4096] if args.quick else [256, 1024, 4096, 16384])
-    print(f"LEGOGraphEncoder forward, eval + no_grad, B=1, D={DIM}, F={FRAMES}, P={PATCHES}, K={PROMPTS}, "
-          f"4 graphs, P=Q=2, window 256/64, {args.threads} threads, best of {repeats} after 1 warm-up")
-    print(f"{'N':>7} {'mode':>9} {'time s':>9} {'t(N)/t(N/4)':>12} {'peak RSS MB':>12} {'forward delta MB':>17}")
+    print(
+        f"LEGOGraphEncoder forward, eval + no_grad, B=1, D={DIM}, F={FRAMES}, P={PATCHES}, K={PROMPTS}, "
+        f"4 graphs, P=Q=2, window 256/64, {args.threads} threads, best of {repeats} after 1 warm-up"
+    )
+    print(
+        f"{'N':>7} {'mode':>9} {'time s':>9} {'t(N)/t(N/4)':>12} {'peak RSS MB':>12} {'forward delta MB':>17}"
+    )
     previous: dict[int, float] = {}
     for n in sizes:
-        cmd = [sys.executable, __file__, "--child", str(n), "--repeats", str(repeats), "--threads", str(args.threads)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            str(n),
+            "--repeats",
+            str(repeats),
+            "--threads",
+            str(args.threads),
+        ]
         result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip())
         previous[n] = result["seconds"]
         ratio = f"{result['seconds'] / previous[n // 4]:.2f}" if n // 4 in previous else "-"
         mode = "windowed" if result["windowed"] else "dense"
-        print(f"{n:>7} {mode:>9} {result['seconds']:>9.3f} {ratio:>12} {result['peak_mb']:>12.0f} "
-              f"{result['delta_mb']:>17.0f}")
+        print(
+            f"{n:>7} {mode:>9} {result['seconds']:>9.3f} {ratio:>12} {result['peak_mb']:>12.0f} "
+            f"{result['delta_mb']:>17.0f}"
+        )
     fusion, total, baseline = parameter_counts()
-    print(f"parameters: LEGOFusion (A matrices) {fusion:,}; whole encoder (A + W + b) {total:,}; "
-          f"feature-concatenation baseline Linear(4*{DIM} -> {DIM}) {baseline:,}")
+    print(
+        f"parameters: LEGOFusion (A matrices) {fusion:,}; whole encoder (A + W + b) {total:,}; "
+        f"feature-concatenation baseline Linear(4*{DIM} -> {DIM}) {baseline:,}"
+    )
 
 
 if __name__ == "__main__":

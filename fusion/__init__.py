@@ -4,6 +4,7 @@ Per feature level (clip, frame, patch, text) a snippet-by-snippet relationship g
 a learnable pairwise fusion of those powers into one graph G, and an N-independent encoder that propagates
 node features over G and exports G's top-k neighbour lists, with a windowed linear-cost mode for long videos.
 """
+
 from fusion.config import LEGOConfig
 from fusion.encoder import LEGOGraphEncoder, LEGOOutput
 from fusion.graphs import clip_graph, frame_graph, patch_graph, set_graph, text_affinity, text_graph

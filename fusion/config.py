@@ -1,4 +1,5 @@
 """``LEGOConfig``: every knob of the LEGO graph encoder, one frozen dataclass threaded through the package."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,23 +15,24 @@ MODES = ("auto", "dense", "windowed")
 class LEGOConfig:
     """Configuration of :class:`fusion.LEGOGraphEncoder` and :class:`fusion.LEGOFusion`.
 
-    Hop orders are named ``P`` and ``Q`` as in the paper (G = sum_p sum_q A_pq R_a^p * R_b^q); they are unrelated
-    to the patch dimension ``P`` of the shape legend.
+    Hop orders are named ``P`` and ``Q`` as in the paper (G = sum_p sum_q A_pq R_a^p * R_b^q); they are
+    unrelated to the patch dimension ``P`` of the shape legend.
     """
 
-    levels: tuple[str, ...] = LEVELS  # levels the model fuses; pairs (and their A matrices) are built from these
+    # levels the model fuses; pairs (and their A matrices) are built from these
+    levels: tuple[str, ...] = LEVELS  # levels the model fuses; pairs (each with its A) come from these
     in_dim: int = 512  # D: width of the node features x that G propagates
     out_dim: int = 512  # D_out: width of the node representations H = G X W
     P: int = 2  # highest graph power of the first graph of a pair
     Q: int = 2  # highest graph power of the second graph of a pair
     kernel: str = "cosine"  # similarity for the clip and text levels: "cosine" or "rbf"
-    rbf_gamma: float | None = None  # RBF width exp(-gamma |xi-xj|^2); None = 1 / mean squared distance per graph
+    rbf_gamma: float | None = None  # RBF exp(-gamma |xi-xj|^2); None = 1 / mean squared distance per graph
     normalize: str = "sym"  # graph normalisation before powers: "sym" | "row" | "softmax" | "none"
-    frame_aggregate: str = "mean"  # frame-to-frame similarity -> snippet pairs: "mean" | "aligned" | "chamfer"
-    patch_aggregate: str = "aligned"  # patch-to-patch similarity -> snippet pairs: "mean" | "aligned" | "chamfer"
-    text_temperature: float = 0.01  # softmax temperature of the snippet-to-prompt affinity profile (CLIP: 1/100)
-    scale_by_size: bool = True  # multiply powers p >= 1 by the number of real nodes so Hadamard terms are O(1)
-    train_pair_sampling: bool = True  # training: one random pair per forward (paper); False: mean of pairs always
+    frame_aggregate: str = "mean"  # frame similarities -> snippet pairs: "mean" | "aligned" | "chamfer"
+    patch_aggregate: str = "aligned"  # patch similarities -> snippet pairs: "mean" | "aligned" | "chamfer"
+    text_temperature: float = 0.01  # softmax temperature of the snippet-to-prompt profile (CLIP: 1/100)
+    scale_by_size: bool = True  # multiply powers p >= 1 by the real node count: Hadamard terms are O(1)
+    train_pair_sampling: bool = True  # training: one random pair per forward (paper); False: mean of pairs
     top_k: int = 8  # k: neighbours of each node kept from the fused graph (self excluded)
     mode: str = "auto"  # "dense", "windowed", or "auto" (dense iff N <= window_size)
     window_size: int = 256  # W: nodes per window in windowed mode

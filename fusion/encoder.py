@@ -1,8 +1,10 @@
-"""``LEGOGraphEncoder``: multi-level features -> fused snippet graph G -> node representations and neighbour lists.
+"""``LEGOGraphEncoder``: multi-level features -> fused snippet graph G -> node representations, neighbours.
 
-This is the entry point the anomaly model calls. Shape legend: ``B`` videos, ``N`` snippets, ``F`` frames per
-snippet, ``P`` patches per snippet, ``K`` prompts, ``D`` input width, ``D_out`` output width, ``k`` neighbours.
+This is the entry point the anomaly model calls. Shape legend: ``B`` videos, ``N`` snippets, ``F`` frames
+per snippet, ``P`` patches per snippet, ``K`` prompts, ``D`` input width, ``D_out`` output width, ``k``
+neighbours per node.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -17,7 +19,7 @@ from fusion.lego import LEGOFusion
 from fusion.ops import graph_powers, row_l1_normalize, scale_powers_by_size, topk_neighbors
 from fusion.windows import gather_windows, sample_lengths, window_layout
 
-NODE_DIMS = {"clip": 3, "frame": 4, "patch": 4}  # dims of each per-snippet level tensor, (B, N, D) or (B, N, S, D)
+NODE_DIMS = {"clip": 3, "frame": 4, "patch": 4}  # dims of the per-snippet levels: (B, N, D), (B, N, S, D)
 
 
 @dataclass
@@ -25,10 +27,11 @@ class LEGOOutput:
     """What :class:`LEGOGraphEncoder` returns for a batch of B videos of (padded) length N."""
 
     nodes: Tensor  # (B, N, D_out) H = rownorm(G) X W + b; zero for padded nodes
-    neighbors: Tensor  # (B, N, k) long, global indices into N of each node's top-k neighbours in G (self excluded)
-    neighbor_mask: Tensor  # (B, N, k) bool, True = real edge (False: padding, or fewer than k real neighbours)
+    neighbors: Tensor  # (B, N, k) long, global indices of each node's top-k neighbours in G, self excluded
+    neighbor_mask: Tensor  # (B, N, k) bool, True = real edge (False: padding, or fewer than k neighbours)
     neighbor_weights: Tensor  # (B, N, k) G value of each edge, 0 where neighbor_mask is False
-    degrees: Tensor  # (B, N) row sums of G over real nodes (windowed: of the node's own window); 0 when padded
+    # (B, N) row sums of G over real nodes (windowed: of the node's own window); 0 when padded
+    degrees: Tensor  # (B, N) row sums of G (windowed: in the node's own window); 0 for padded nodes
     node_mask: Tensor  # (B, N) bool, True = real node (all True when no mask was given)
     fused: Tensor | None  # (B, N, N) dense fused graph G, or None in windowed mode
     pair: int | None  # index into LEGOFusion.pairs of the pair used (training), None = mean over pairs
@@ -58,9 +61,13 @@ class _Batch:
 
     def window(self, sample: Tensor, start: Tensor, width: int) -> _Batch:
         """Windows ``[start[c], start[c] + width)`` of samples ``sample[c]``, as a batch of C graphs."""
-        prompts = self.prompts[sample] if self.prompts is not None and self.prompts.dim() == 3 else self.prompts
+        prompts = (
+            self.prompts[sample] if self.prompts is not None and self.prompts.dim() == 3 else self.prompts
+        )
         return _Batch(
-            node_levels={name: gather_windows(feat, sample, start, width) for name, feat in self.node_levels.items()},
+            node_levels={
+                name: gather_windows(feat, sample, start, width) for name, feat in self.node_levels.items()
+            },
             prompts=prompts,
             projected=gather_windows(self.projected, sample, start, width),
             node_mask=gather_windows(self.node_mask, sample, start, width),
@@ -68,27 +75,31 @@ class _Batch:
 
 
 class LEGOGraphEncoder(nn.Module):
-    """Build one relationship graph per feature level, expand to powers, fuse with LEGO, propagate node features.
+    """One relationship graph per level, expanded to powers and fused by LEGO; G propagates node features.
 
     .. math::
-        R_m &= \\text{graph}_m(\\text{level}_m), \\quad \\hat R_m^p = \\text{normalize}(R_m)^p \\ (p \\le \\max(P,Q)) \\\\
-        G &= \\text{LEGOFusion}(\\{n \\hat R_m^p\\}) \\quad (n\\text{ = real nodes; see scale\\_by\\_size}) \\\\
+        R_m &= \\text{graph}_m(\\text{level}_m), \\quad
+            \\hat R_m^p = \\text{normalize}(R_m)^p \\ (p \\le \\max(P,Q)) \\\\
+        G &= \\text{LEGOFusion}(\\{n \\hat R_m^p\\}) \\quad
+            (n\\text{ = real nodes; see scale\\_by\\_size}) \\\\
         H &= \\tilde G X W + b, \\quad \\tilde G_{ij} = G_{ij} / \\textstyle\\sum_j |G_{ij}|
 
     The parameters (A per pair, W, b) do not depend on N, so any video length works. The L1 row normalisation
     makes H a signed weighted average of the node's relations whatever N and the scale of A.
 
-    **Levels.** ``levels`` maps level name to features: ``"clip"`` ``(B, N, D)``, ``"frame"`` ``(B, N, F, D)``,
-    ``"patch"`` ``(B, N, P, D)``, ``"text"`` the prompt embeddings ``(K, D)`` (shared) or ``(B, K, D)``. The text
-    graph compares the snippets' prompt-affinity profiles, where the snippet embeddings are ``levels["clip"]``
-    when given, else ``x`` (both must live in the prompts' CLIP space). All present levels that the config
-    lists are fused (mean over their pairs at inference); a config with one level fuses powers of that graph.
+    **Levels.** ``levels`` maps level name to features: ``"clip"`` ``(B, N, D)``, ``"frame"`` ``(B, N, F,
+    D)``, ``"patch"`` ``(B, N, P, D)``, ``"text"`` the prompt embeddings ``(K, D)`` (shared) or ``(B, K, D)``.
+    The text graph compares the snippets' prompt-affinity profiles, where the snippet embeddings are
+    ``levels["clip"]`` when given, else ``x`` (both must live in the prompts' CLIP space). All present levels
+    that the config lists are fused (mean over their pairs at inference); a config with one level fuses powers
+    of that graph.
 
-    **Long videos.** When ``config.mode`` is ``"windowed"``, or ``"auto"`` and N > ``window_size``, the graphs,
-    powers, fusion, propagation and top-k are computed densely inside overlapping windows of ``window_size``
-    nodes (``window_batch`` windows at a time) and each node takes its outputs from the window where it is most
-    central (see :mod:`fusion.windows`); neighbour indices are global. Cost O(N W^2 (D + P W)): linear in N.
-    A video with N <= window_size is a single window, which is exactly the dense computation.
+    **Long videos.** When ``config.mode`` is ``"windowed"``, or ``"auto"`` and N > ``window_size``, the
+    graphs, powers, fusion, propagation and top-k are computed densely inside overlapping windows of
+    ``window_size`` nodes (``window_batch`` windows at a time) and each node takes its outputs from the window
+    where it is most central (see :mod:`fusion.windows`); neighbour indices are global. Cost O(N W (D + P W) W
+    / stride): linear in N. A video with N <= window_size is a single window, which is exactly the dense
+    computation.
 
     Shapes:
         x: ``(B, N, D)`` node features to propagate; node_mask: ``(B, N)`` bool; output: :class:`LEGOOutput`.
@@ -129,7 +140,9 @@ class LEGOGraphEncoder(nn.Module):
         block = self._windowed(batch, pair) if windowed else self._dense(batch, pair)
         return LEGOOutput(**vars(block), node_mask=mask, pair=pair, windowed=windowed)
 
-    def _split_levels(self, levels: Mapping[str, Tensor], x: Tensor) -> tuple[dict[str, Tensor], Tensor | None]:
+    def _split_levels(
+        self, levels: Mapping[str, Tensor], x: Tensor
+    ) -> tuple[dict[str, Tensor], Tensor | None]:
         """Check the levels and return (per-node tensors to window, prompt embeddings or None)."""
         if x.dim() != 3 or x.shape[2] != self.config.in_dim:
             raise ValueError(f"x must be (B, N, D={self.config.in_dim}), got {tuple(x.shape)}")
@@ -143,14 +156,16 @@ class LEGOGraphEncoder(nn.Module):
                 continue
             if feat.dim() != NODE_DIMS[name] or feat.shape[:2] != x.shape[:2]:
                 raise ValueError(
-                    f"level {name!r} must have {NODE_DIMS[name]} dims starting with (B, N)={tuple(x.shape[:2])}, "
-                    f"got {tuple(feat.shape)}"
+                    f"level {name!r} must have {NODE_DIMS[name]} dims starting with "
+                    f"(B, N)={tuple(x.shape[:2])}, got {tuple(feat.shape)}"
                 )
             node_levels[name] = feat
         return node_levels, levels.get("text")
 
-    def level_graph(self, name: str, feat: Tensor, prompts: Tensor | None, node_mask: Tensor | None) -> Tensor:
-        """The ``(B, N, N)`` relationship graph of one level (``feat`` per node as in ``levels``; text: snippets)."""
+    def level_graph(
+        self, name: str, feat: Tensor, prompts: Tensor | None, node_mask: Tensor | None
+    ) -> Tensor:
+        """The ``(B, N, N)`` graph of one level (``feat`` as in ``levels``; for text: snippet embeddings)."""
         cfg = self.config
         if name == "clip":
             return clip_graph(feat, node_mask, kind=cfg.kernel, gamma=cfg.rbf_gamma)
@@ -158,16 +173,19 @@ class LEGOGraphEncoder(nn.Module):
             return frame_graph(feat, node_mask, aggregate=cfg.frame_aggregate)
         if name == "patch":
             return patch_graph(feat, node_mask, aggregate=cfg.patch_aggregate)
-        return text_graph(feat, prompts, node_mask, cfg.text_temperature, kind=cfg.kernel, gamma=cfg.rbf_gamma)
+        return text_graph(
+            feat, prompts, node_mask, cfg.text_temperature, kind=cfg.kernel, gamma=cfg.rbf_gamma
+        )
 
     def _dense(self, batch: _Batch, pair: int | None) -> _Block:
-        """Graphs, powers, fusion, propagation and top-k on whole ``(B', N', ...)`` inputs (videos or windows)."""
+        """Graphs, powers, fusion, propagation and top-k on whole ``(B', N', ...)`` videos or windows."""
         cfg = self.config
         powers = {}
         node_mask = batch.node_mask
         for name, feat in batch.node_levels.items():
             graph = self.level_graph(name, feat, batch.prompts, node_mask)
-            stack = graph_powers(graph, cfg.max_power, cfg.normalize, node_mask, cfg.eps)  # shape = [B', H, N', N']
+            # shape = [B', H, N', N']
+            stack = graph_powers(graph, cfg.max_power, cfg.normalize, node_mask, cfg.eps)
             powers[name] = scale_powers_by_size(stack, node_mask) if cfg.scale_by_size else stack
         fused = self.fusion(powers, pair)  # shape = [B', N', N']
         nodes = (row_l1_normalize(fused, cfg.eps) @ batch.projected + self.bias) * node_mask[:, :, None]
@@ -175,7 +193,7 @@ class LEGOGraphEncoder(nn.Module):
         return _Block(nodes, fused, neighbors, neighbor_mask, neighbor_weights, fused.sum(-1))
 
     def _windowed(self, batch: _Batch, pair: int | None) -> _Block:
-        """Dense computation inside overlapping windows; each node keeps the outputs of its most central window."""
+        """Dense computation in overlapping windows; each node keeps the outputs of its most central one."""
         cfg = self.config
         projected, node_mask = batch.projected, batch.node_mask
         b, n, _ = projected.shape

@@ -1,9 +1,10 @@
 """Relationship graphs over snippets for each VAD feature level (clip, frame, patch, text).
 
 Every builder returns a ``(B, N, N)`` graph over the N snippets of each video, symmetric, with zero rows and
-columns for padded snippets. Shape legend: ``B`` videos, ``N`` snippets, ``F`` frames per snippet, ``P`` patches
-per snippet, ``K`` text prompts, ``D`` embedding width.
+columns for padded snippets. Shape legend: ``B`` videos, ``N`` snippets, ``F`` frames per snippet, ``P``
+patches per snippet, ``K`` text prompts, ``D`` embedding width.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,15 +31,18 @@ def clip_graph(
     return relationship_graph(x, kind=kind, node_mask=node_mask, gamma=gamma)
 
 
-def set_graph(x: Tensor, node_mask: Tensor | None = None, aggregate: str = "mean", eps: float = 1e-8) -> Tensor:
-    """Graph over snippets that each hold a set of S embeddings (frames or patches), from element similarities.
+def set_graph(
+    x: Tensor, node_mask: Tensor | None = None, aggregate: str = "mean", eps: float = 1e-8
+) -> Tensor:
+    """Graph over snippets that each hold a set of S embeddings (frames or patches), from their similarities.
 
     With :math:`c^{st}_{ij} = \\cos(x_{is}, x_{jt})`:
 
-    - ``"mean"``: :math:`R_{ij} = \\frac{1}{S^2} \\sum_{s,t} c^{st}_{ij}` (mean element-to-element similarity),
-      computed as the dot product of the mean unit vectors in O(N^2 D).
-    - ``"aligned"``: :math:`R_{ij} = \\frac{1}{S} \\sum_s c^{ss}_{ij}` (position-wise: frame s with frame s, patch
-      cell s with cell s), i.e. the cosine of the flattened unit-normalised sets; unit diagonal. O(N^2 S D).
+    - ``"mean"``: :math:`R_{ij} = \\frac{1}{S^2} \\sum_{s,t} c^{st}_{ij}` (mean element-to-element
+      similarity), computed as the dot product of the mean unit vectors in O(N^2 D).
+    - ``"aligned"``: :math:`R_{ij} = \\frac{1}{S} \\sum_s c^{ss}_{ij}` (position-wise: frame s with frame s,
+      patch cell s with cell s), i.e. the cosine of the flattened unit-normalised sets; unit diagonal;
+      O(N^2 S D).
     - ``"chamfer"``: :math:`R_{ij} = \\frac12 (\\frac1S \\sum_s \\max_t c^{st}_{ij} + \\frac1S \\sum_t \\max_s
       c^{st}_{ij})` (symmetric mean best match); O(N^2 S^2 D) time and O(N^2 S^2) memory.
 
@@ -74,8 +78,8 @@ def frame_graph(x: Tensor, node_mask: Tensor | None = None, aggregate: str = "me
     Args:
         x: ``(B, N, F, D)`` embeddings of F frames sampled in each snippet.
         node_mask: ``(B, N)`` bool, True = real snippet.
-        aggregate: default ``"mean"`` (mean frame-to-frame cosine); ``"aligned"`` compares frame f with frame f
-            (sensitive to motion order); ``"chamfer"`` is the mean best match.
+        aggregate: default ``"mean"`` (mean frame-to-frame cosine); ``"aligned"`` compares frame f with frame
+            f (sensitive to motion order); ``"chamfer"`` is the mean best match.
 
     Returns:
         ``(B, N, N)`` graph.
@@ -128,8 +132,8 @@ def text_graph(
 ) -> Tensor:
     """Text-level graph: snippets are related when they relate to the prompts alike.
 
-    :math:`R_{ij} = k(a_i, a_j)` with :math:`a_i` the affinity profile of :func:`text_affinity` and k the kernel
-    (cosine by default: profiles are non-negative, so R is in [0, 1]).
+    :math:`R_{ij} = k(a_i, a_j)` with :math:`a_i` the affinity profile of :func:`text_affinity` and k the
+    kernel (cosine by default: profiles are non-negative, so R is in [0, 1]).
 
     Args:
         x: ``(B, N, D)`` snippet embeddings in the text's embedding space.
@@ -142,4 +146,6 @@ def text_graph(
     Returns:
         ``(B, N, N)`` graph.
     """
-    return relationship_graph(text_affinity(x, text, temperature), kind=kind, node_mask=node_mask, gamma=gamma)
+    return relationship_graph(
+        text_affinity(x, text, temperature), kind=kind, node_mask=node_mask, gamma=gamma
+    )

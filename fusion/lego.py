@@ -1,4 +1,5 @@
 """``LEGOFusion``: the learnable pairwise fusion of graph powers, G = sum_p sum_q A_pq (R_a^p * R_b^q)."""
+
 from __future__ import annotations
 
 import itertools
@@ -29,11 +30,11 @@ class FusionWeights:
 
     def as_dict(self) -> dict[str, list[list[float]]]:
         """``{"clip*frame": [[A_00, A_01, ...], ...], ...}``, JSON-ready."""
-        return {name: w.tolist() for name, w in zip(self.names, self.weights)}
+        return {name: w.tolist() for name, w in zip(self.names, self.weights, strict=True)}
 
 
 def level_pairs(levels: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    """Unordered pairs of distinct levels in config order; a single level pairs with itself (powers of one graph)."""
+    """Unordered pairs of distinct levels in config order; a single level pairs with itself (one graph)."""
     if len(levels) == 1:
         return ((levels[0], levels[0]),)
     return tuple(itertools.combinations(levels, 2))
@@ -66,8 +67,8 @@ class LEGOFusion(nn.Module):
 
     Which pairs are combined:
 
-    - **training** (``config.train_pair_sampling``, as in the paper): one pair drawn uniformly at random per call,
-      among the pairs whose two levels are present; ``G = G^{(ab)}``.
+    - **training** (``config.train_pair_sampling``, as in the paper): one pair drawn uniformly at random per
+      call, among the pairs whose two levels are present; ``G = G^{(ab)}``.
     - **inference** (``eval()``, or training without sampling): the plain mean over the present pairs,
       :math:`G = \\frac{1}{|\\mathcal P|} \\sum_{(a,b)} G^{(ab)}`. This is the expectation of the training
       operator under uniform sampling, so the scale the downstream layers learned in training is kept, and it
@@ -98,7 +99,8 @@ class LEGOFusion(nn.Module):
         usable = [i for i, (a, b) in enumerate(self.pairs) if a in present and b in present]
         if not usable:
             raise ValueError(
-                f"no fusion pair among levels {sorted(present)}; this model fuses pairs {self.fusion_weights().names}"
+                f"no fusion pair among levels {sorted(present)}; "
+                f"this model fuses pairs {self.fusion_weights().names}"
             )
         return usable
 
@@ -127,7 +129,9 @@ class LEGOFusion(nn.Module):
         if pair is None:
             pair = self.draw_pair(powers.keys())
         indices = [pair] if pair is not None else self.available_pairs(powers.keys())
-        fused = sum(fuse_pair(powers[self.pairs[i][0]], powers[self.pairs[i][1]], self.weight[i]) for i in indices)
+        fused = sum(
+            fuse_pair(powers[self.pairs[i][0]], powers[self.pairs[i][1]], self.weight[i]) for i in indices
+        )
         return fused / len(indices)
 
     def fusion_weights(self) -> FusionWeights:

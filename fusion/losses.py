@@ -1,4 +1,5 @@
-"""Optional training regulariser on the fused graph: the degree-variance term of the LEGO paper (our reading)."""
+"""Optional training regulariser on the fused graph: the LEGO paper's degree-variance term (our reading)."""
+
 from __future__ import annotations
 
 import torch
@@ -36,10 +37,10 @@ def degree_variance_loss(
     .. math::
         L = \\overline{V(d^{\\text{normal}})} + \\overline{\\max(0,\\ m - V_k(d^{\\text{abnormal}}))}
 
-    with :math:`V` = :func:`degree_variance` over all real nodes and :math:`V_k` the squared distance of the mean
-    of the k *lowest* normalised degrees from 1 (anomalous snippets relate weakly to the rest of the video).
-    The paper states the idea (normal-video degrees vs top-k degrees of abnormal videos) without a unique
-    formula; this is one bounded-below reading of it. Weak labels suffice: ``labels`` are per video.
+    with :math:`V` = :func:`degree_variance` over all real nodes and :math:`V_k` the squared distance of the
+    mean of the k *lowest* normalised degrees from 1 (anomalous snippets relate weakly to the rest of the
+    video). The paper states the idea (normal-video degrees vs top-k degrees of abnormal videos) without a
+    unique formula; this is one bounded-below reading of it. Weak labels suffice: ``labels`` are per video.
 
     Args:
         degrees: ``(B, N)`` node degrees of G.

@@ -1,9 +1,10 @@
 """Pure graph math of LEGO fusion: relationship graphs, normalisation, powers, neighbour lists.
 
-Shape legend: ``B`` batch (videos), ``N`` snippets (graph nodes), ``d`` feature width, ``H`` hop orders (``P + 1``),
-``k`` neighbours per node. Padded nodes (``node_mask`` False) get all-zero rows and columns in every graph this
-module returns, so they never influence real nodes.
+Shape legend: ``B`` batch (videos), ``N`` snippets (graph nodes), ``d`` feature width, ``H`` hop orders
+(``P + 1``), ``k`` neighbours per node. Padded nodes (``node_mask`` False) get all-zero rows and columns in
+every graph this module returns, so they never influence real nodes.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,7 +31,7 @@ def pair_mask(node_mask: Tensor | None, batch: int, num_nodes: int, device: torc
 
 
 def mask_graph(graph: Tensor, node_mask: Tensor | None) -> Tensor:
-    """Zero the rows and columns of padded nodes: ``(B, N, N)`` graph, ``(B, N)`` bool mask (None = keep all)."""
+    """Zero the rows and columns of padded nodes: ``(B, N, N)`` graph, ``(B, N)`` bool mask (None: keep)."""
     if node_mask is None:
         return graph
     mask = node_mask.to(graph.dtype)
@@ -60,8 +61,8 @@ def relationship_graph(
         \\text{cosine: } R_{ij} = \\frac{x_i \\cdot x_j}{\\|x_i\\| \\|x_j\\|}, \\qquad
         \\text{rbf: } R_{ij} = \\exp(-\\gamma \\|x_i - x_j\\|^2),
 
-    with ``gamma = 1 / mean_{i != j} ||x_i - x_j||^2`` (over real pairs of each sample) when not given. Both kernels
-    are symmetric with unit diagonal on real nodes; rows and columns of padded nodes are zero.
+    with ``gamma = 1 / mean_{i != j} ||x_i - x_j||^2`` (over real pairs of each sample) when not given. Both
+    kernels are symmetric with unit diagonal on real nodes; rows and columns of padded nodes are zero.
 
     Args:
         x: ``(B, N, d)`` node features.
@@ -85,7 +86,9 @@ def relationship_graph(
     n = x.shape[1]
     dist2 = dist2 * (1.0 - torch.eye(n, dtype=x.dtype, device=x.device))  # exact zeros on the diagonal
     if gamma is None:
-        pairs = pair_mask(node_mask, x.shape[0], n, x.device) & ~torch.eye(n, dtype=torch.bool, device=x.device)
+        pairs = pair_mask(node_mask, x.shape[0], n, x.device) & ~torch.eye(
+            n, dtype=torch.bool, device=x.device
+        )
         mean = (dist2 * pairs).sum((1, 2)) / pairs.sum((1, 2)).clamp_min(1)  # shape = [B]
         scale = 1.0 / mean.clamp_min(eps)
         return mask_graph(torch.exp(-scale[:, None, None] * dist2), node_mask)
@@ -97,7 +100,7 @@ def normalize_graph(
 ) -> Tensor:
     """Normalise a relationship graph so that all its powers stay bounded.
 
-    - ``"sym"`` (default): clamp negatives to 0, then :math:`D^{-1/2} R_+ D^{-1/2}` with :math:`D = diag(R_+ 1)`.
+    - ``"sym"`` (default): clamp negatives to 0, then :math:`D^{-1/2} R_+ D^{-1/2}`, :math:`D = diag(R_+ 1)`.
       The result is symmetric and non-negative with spectrum in [-1, 1], so every power has spectral norm
       <= 1 and entries in [0, 1]; symmetry keeps R^p a p-hop *relationship* (R^p_ij = R^p_ji).
     - ``"row"``: clamp negatives, divide each row by its sum (random walk); powers are row-stochastic.
@@ -139,10 +142,11 @@ def graph_powers(
 ) -> Tensor:
     """Graph power expansion :math:`[\\hat R^0, \\hat R^1, \\ldots, \\hat R^P]` of the normalised graph.
 
-    :math:`\\hat R` = ``normalize_graph(graph, normalize)``; :math:`\\hat R^0 = I` on real nodes (zero on padded
-    ones), :math:`\\hat R^{p} = \\hat R^{p-1} \\hat R` by repeated multiplication, so :math:`\\hat R^p_{ij}` carries
-    the p-hop relations. With the default ``"sym"`` normalisation every power is symmetric with entries in
-    [0, 1] (spectral norm <= 1), whatever N; see :func:`normalize_graph`. Cost O(P N^3) per sample.
+    :math:`\\hat R` = ``normalize_graph(graph, normalize)``; :math:`\\hat R^0 = I` on real nodes (zero on
+    padded ones), :math:`\\hat R^{p} = \\hat R^{p-1} \\hat R` by repeated multiplication, so
+    :math:`\\hat R^p_{ij}` carries the p-hop relations. With the default ``"sym"`` normalisation every power
+    is symmetric with entries in [0, 1] (spectral norm <= 1), whatever N; see :func:`normalize_graph`.
+    Cost O(P N^3) per sample.
 
     Args:
         graph: ``(B, N, N)`` relationship graph R.
@@ -195,7 +199,7 @@ def scale_powers_by_size(powers: Tensor, node_mask: Tensor | None = None) -> Ten
 
 
 def row_l1_normalize(graph: Tensor, eps: float = 1e-8) -> Tensor:
-    """Divide each row by its L1 norm: :math:`\\tilde G_{ij} = G_{ij} / \\sum_j |G_{ij}|` (zero rows stay zero).
+    """Divide each row by its L1 norm: :math:`\\tilde G_{ij} = G_{ij} / \\sum_j |G_{ij}|` (zero rows stay 0).
 
     Keeps signs; the result has infinity-norm <= 1, so ``G X`` is a (signed) weighted average of neighbours.
     Shape ``(B, N, N)`` in and out.

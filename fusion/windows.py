@@ -6,6 +6,7 @@ unless the whole sample is shorter than a window. Every real node takes its outp
 centre is nearest (the window where it is most central, i.e. has the most context on both sides). The layout
 depends only on each sample's own length, so padding a batch never changes a real node's outputs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,12 +24,12 @@ class WindowLayout:
 
     starts: Tensor  # (B, M) long: first node of window w of sample b (repeats the last start past `counts`)
     counts: Tensor  # (B,) long: windows sample b uses
-    owner: Tensor  # (B, N) long: window each node takes its outputs from; -1 for nodes past the sample's length
+    owner: Tensor  # (B, N) long: window each node takes its outputs from; -1 past the sample's length
     width: int  # nodes per window: min(window, N)
 
 
 def sample_lengths(node_mask: Tensor | None, batch: int, num_nodes: int, device: torch.device) -> Tensor:
-    """Real length of each sample: index of its last real node + 1 (0 if none). ``(B, N)`` bool -> ``(B,)`` long."""
+    """Real length of each sample, last real node's index + 1 (0 if none): ``(B, N)`` bool -> ``(B,)``."""
     if node_mask is None:
         return torch.full((batch,), num_nodes, dtype=torch.long, device=device)
     positions = torch.arange(1, num_nodes + 1, device=device)
@@ -62,10 +63,12 @@ def window_layout(lengths: Tensor, num_nodes: int, window: int, overlap: int) ->
     if most > 1:
         centers = starts.double() + (width - 1) / 2.0
         midpoints = (centers[:, :-1] + centers[:, 1:]) / 2.0  # shape = [B, M-1]; boundary between w and w+1
-        beyond = torch.arange(1, most, device=device)[None, :] >= counts[:, None]  # boundary to an unused window
+        # boundary to an unused window
+        beyond = torch.arange(1, most, device=device)[None, :] >= counts[:, None]
         midpoints = midpoints.masked_fill(beyond, float("inf"))
         positions = torch.arange(num_nodes, device=device, dtype=torch.double).expand(lengths.shape[0], -1)
-        owner = torch.searchsorted(midpoints.contiguous(), positions.contiguous())  # midpoints below each node
+        # midpoints below each node
+        owner = torch.searchsorted(midpoints.contiguous(), positions.contiguous())
     past_end = torch.arange(num_nodes, device=device)[None, :] >= lengths[:, None]
     return WindowLayout(starts=starts, counts=counts, owner=owner.masked_fill(past_end, -1), width=width)
 

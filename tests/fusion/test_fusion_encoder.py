@@ -1,4 +1,5 @@
 """Tests for fusion/encoder.py: LEGOGraphEncoder, dense and windowed paths."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,7 +45,10 @@ def _with(encoder: LEGOGraphEncoder, **changes: object) -> LEGOGraphEncoder:
 
 def _slice(levels: dict, lo: int, hi: int, b: int | None = None) -> dict:
     rows = slice(None) if b is None else slice(b, b + 1)
-    return {k: (v if k == "text" and v.dim() == 2 else v[rows, lo:hi] if k != "text" else v[rows]) for k, v in levels.items()}
+    return {
+        k: (v if k == "text" and v.dim() == 2 else v[rows, lo:hi] if k != "text" else v[rows])
+        for k, v in levels.items()
+    }
 
 
 def test_shapes_for_a_batch_of_different_lengths() -> None:
@@ -119,15 +123,16 @@ def test_windowed_node_outputs_come_from_their_most_central_window() -> None:
 
 def test_windowed_mode_scales_to_long_videos() -> None:
     config = dataclasses.replace(SMALL, window_size=32, window_overlap=8, window_batch=16)
-    levels, x = _levels(2, 1500, seed=5)
-    mask = torch.ones(2, 1500, dtype=torch.bool)
-    mask[1, 900:] = False
+    levels, x = _levels(2, 800, seed=5)
+    mask = torch.ones(2, 800, dtype=torch.bool)
+    mask[1, 500:] = False
     out = _encoder(config)(levels, x, mask)
     assert out.windowed and out.fused is None
-    assert out.nodes.shape == (2, 1500, 8) and torch.isfinite(out.nodes).all()
+    assert out.nodes.shape == (2, 800, 8) and torch.isfinite(out.nodes).all()
     assert torch.isfinite(out.neighbor_weights).all() and out.neighbor_mask[0].all()
-    assert out.neighbors[0].max() > 1400 and (out.neighbors[1][out.neighbor_mask[1]] < 900).all()
-    assert ((out.neighbors[0] - torch.arange(1500)[:, None]).abs() < 32).all()  # neighbours stay inside a window
+    assert out.neighbors[0].max() > 750 and (out.neighbors[1][out.neighbor_mask[1]] < 500).all()
+    # neighbours stay inside a window
+    assert ((out.neighbors[0] - torch.arange(800)[:, None]).abs() < 32).all()
 
 
 @pytest.mark.parametrize("mode", ["dense", "windowed"])
@@ -149,7 +154,8 @@ def test_single_level_and_level_subsets() -> None:
     out = single({"clip": levels["clip"]}, x)
     assert out.nodes.shape == (2, 12, 8) and torch.isfinite(out.nodes).all()
     pair = _encoder(dataclasses.replace(SMALL, levels=("frame", "text")))
-    with_x = pair({"frame": levels["frame"], "text": levels["text"]}, x)  # no clip level: text graph compares x
+    # no clip level: text graph compares x
+    with_x = pair({"frame": levels["frame"], "text": levels["text"]}, x)
     other = pair({"frame": levels["frame"], "text": levels["text"]}, x + 1.0)
     assert with_x.fused.shape == (2, 12, 12) and not torch.allclose(with_x.fused, other.fused)
     full = _encoder()
@@ -159,7 +165,11 @@ def test_single_level_and_level_subsets() -> None:
 
 def test_rbf_kernel_and_other_normalisations_run() -> None:
     levels, x = _levels(1, 10, seed=9)
-    for changes in ({"kernel": "rbf"}, {"normalize": "row"}, {"frame_aggregate": "chamfer", "scale_by_size": False}):
+    for changes in (
+        {"kernel": "rbf"},
+        {"normalize": "row"},
+        {"frame_aggregate": "chamfer", "scale_by_size": False},
+    ):
         out = _encoder(dataclasses.replace(SMALL, **changes))(levels, x)
         assert torch.isfinite(out.nodes).all()
 

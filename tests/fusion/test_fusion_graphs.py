@@ -1,4 +1,5 @@
 """Tests for fusion/graphs.py: the clip, frame, patch and text level graphs over snippets."""
+
 from __future__ import annotations
 
 import pytest

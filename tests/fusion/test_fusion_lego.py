@@ -1,4 +1,5 @@
 """Tests for fusion/lego.py: the pairwise fusion operator and LEGOFusion's pair policy."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,7 +12,9 @@ from fusion.ops import graph_powers, relationship_graph
 
 def _powers(levels: tuple[str, ...], hops: int = 2, n: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
-    return {name: graph_powers(relationship_graph(torch.randn(2, n, 4, generator=gen)), hops) for name in levels}
+    return {
+        name: graph_powers(relationship_graph(torch.randn(2, n, 4, generator=gen)), hops) for name in levels
+    }
 
 
 def test_fuse_pair_matches_double_sum_of_hadamard_products() -> None:
@@ -33,7 +36,9 @@ def test_eval_uses_mean_over_present_pairs() -> None:
     with torch.no_grad():
         fusion.weight.normal_(generator=torch.Generator().manual_seed(2))
     powers = _powers(("clip", "frame", "patch"))
-    expected = sum(fuse_pair(powers[a], powers[b], fusion.weight[i]) for i, (a, b) in enumerate(fusion.pairs)) / 3
+    expected = (
+        sum(fuse_pair(powers[a], powers[b], fusion.weight[i]) for i, (a, b) in enumerate(fusion.pairs)) / 3
+    )
     torch.testing.assert_close(fusion(powers), expected)
     two = {name: powers[name] for name in ("clip", "patch")}
     torch.testing.assert_close(fusion(two), fuse_pair(powers["clip"], powers["patch"], fusion.weight[1]))

@@ -1,4 +1,5 @@
 """Tests for fusion/losses.py: the degree-variance regulariser."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,7 +22,9 @@ def test_degree_variance_loss_prefers_flat_normal_and_outlying_abnormal_videos()
     outlier[0, :2] = 0.5
     labels_normal, labels_abnormal = torch.tensor([0]), torch.tensor([1])
     assert degree_variance_loss(flat, labels_normal) < degree_variance_loss(outlier, labels_normal)
-    assert degree_variance_loss(outlier, labels_abnormal, k=2) < degree_variance_loss(flat, labels_abnormal, k=2)
+    assert degree_variance_loss(outlier, labels_abnormal, k=2) < degree_variance_loss(
+        flat, labels_abnormal, k=2
+    )
 
 
 def test_degree_variance_loss_has_gradients_and_handles_mixed_batches() -> None:

@@ -1,4 +1,5 @@
 """Tests for fusion/ops.py: relationship graphs, normalisation, powers, neighbour lists."""
+
 from __future__ import annotations
 
 import pytest
@@ -35,7 +36,9 @@ def test_symmetric_kernels_give_symmetric_graphs_with_unit_diagonal(seed: int, n
 def test_cosine_and_rbf_values_match_definitions() -> None:
     x = _features(0, b=1, n=4)
     cos = relationship_graph(x)
-    assert cos[0, 1, 2].item() == pytest.approx(torch.nn.functional.cosine_similarity(x[0, 1], x[0, 2], dim=0).item())
+    assert cos[0, 1, 2].item() == pytest.approx(
+        torch.nn.functional.cosine_similarity(x[0, 1], x[0, 2], dim=0).item()
+    )
     rbf = relationship_graph(x, kind="rbf", gamma=0.3)
     assert rbf[0, 0, 3].item() == pytest.approx(torch.exp(-0.3 * (x[0, 0] - x[0, 3]).pow(2).sum()).item())
 
@@ -45,7 +48,9 @@ def test_padded_nodes_have_zero_rows_and_columns() -> None:
     for kind in ("cosine", "rbf"):
         graph = relationship_graph(_features(1, b=1, n=5), kind=kind, node_mask=mask)
         assert graph[0, 3:].abs().sum() == 0 and graph[0, :, 3:].abs().sum() == 0
-        torch.testing.assert_close(graph[0, :3, :3], relationship_graph(_features(1, b=1, n=5)[:, :3], kind=kind)[0])
+        torch.testing.assert_close(
+            graph[0, :3, :3], relationship_graph(_features(1, b=1, n=5)[:, :3], kind=kind)[0]
+        )
 
 
 def test_zeroth_power_is_identity_on_real_nodes() -> None:
@@ -53,7 +58,9 @@ def test_zeroth_power_is_identity_on_real_nodes() -> None:
     powers = graph_powers(relationship_graph(_features(2, n=4)), P=3, node_mask=mask)
     assert powers.shape == (2, 4, 4, 4)
     torch.testing.assert_close(powers[0, 0], torch.eye(4, dtype=torch.float64))
-    torch.testing.assert_close(powers[1, 0], torch.diag(torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64)))
+    torch.testing.assert_close(
+        powers[1, 0], torch.diag(torch.tensor([1.0, 1.0, 0.0, 0.0], dtype=torch.float64))
+    )
     unmasked = graph_powers(relationship_graph(_features(2, n=4)), P=0)
     torch.testing.assert_close(unmasked[:, 0], torch.eye(4, dtype=torch.float64).expand(2, 4, 4))
 

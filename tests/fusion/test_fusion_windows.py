@@ -1,4 +1,5 @@
 """Tests for fusion/windows.py: window layout over long videos and gathering."""
+
 from __future__ import annotations
 
 import torch
