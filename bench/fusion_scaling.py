@@ -8,8 +8,11 @@ Each N runs in a fresh subprocess (so memory high-water marks do not leak betwee
 creates random features for one video, and times ``encoder(levels, x)`` in eval mode under ``torch.no_grad()``
 (the scoring path; training uses short resampled videos). Reported:
 
-- time: the fastest of the timed runs after one warm-up (the least disturbed by other processes);
-- ratio: time(N) / time(N / 4), the target is <= 4.5 (linear cost gives ~4);
+- time: wall-clock seconds, the fastest of the timed runs after one warm-up (the least disturbed by other
+  processes);
+- cpu: CPU seconds of the process (``time.process_time``, all threads) for that fastest run; on a shared
+  machine this is steadier than wall time, especially with ``--threads 1``;
+- ratios: time(N) / time(N / 4) for wall and CPU time, the target is <= 4.5 (linear cost gives ~4);
 - peak RSS: the process's resident-set high-water mark (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) at the
   end, i.e. everything: Python, torch, inputs and the forward's transient buffers;
 - forward delta: that high-water mark minus its value just before the first forward, i.e. what the forward
@@ -56,14 +59,15 @@ def measure(n: int, repeats: int, threads: int) -> dict:
     times = []
     with torch.no_grad():
         for _ in range(repeats + 1):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             out = encoder(levels, x)
-            times.append(time.perf_counter() - start)
+            times.append((time.perf_counter() - start, time.process_time() - cpu_start))
     assert torch.isfinite(out.nodes).all()
     peak = _maxrss_mb()
     return {
         "n": n,
-        "seconds": min(times[1:]),
+        "seconds": min(times[1:])[0],
+        "cpu_seconds": min(times[1:])[1],
         "peak_mb": peak,
         "delta_mb": peak - before,
         "windowed": out.windowed,
@@ -101,12 +105,13 @@ def main() -> None:
     sizes = args.sizes or ([256, 1024, 4096] if args.quick else [256, 1024, 4096, 16384])
     print(
         f"LEGOGraphEncoder forward, eval + no_grad, B=1, D={DIM}, F={FRAMES}, P={PATCHES}, K={PROMPTS}, "
-        f"4 graphs, P=Q=2, window 256/64, {args.threads} threads, best of {repeats} after 1 warm-up"
+        f"4 graphs, P=Q=2, window 256/64, {args.threads} thread(s), best of {repeats} after 1 warm-up"
     )
     print(
-        f"{'N':>7} {'mode':>9} {'time s':>9} {'t(N)/t(N/4)':>12} {'peak RSS MB':>12} {'forward delta MB':>17}"
+        f"{'N':>7} {'mode':>9} {'time s':>8} {'ratio':>6} {'cpu s':>8} {'ratio':>6} "
+        f"{'peak RSS MB':>12} {'forward delta MB':>17}"
     )
-    previous: dict[int, float] = {}
+    previous: dict[int, dict] = {}
     for n in sizes:
         cmd = [
             sys.executable,
@@ -119,12 +124,15 @@ def main() -> None:
             str(args.threads),
         ]
         result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip())
-        previous[n] = result["seconds"]
-        ratio = f"{result['seconds'] / previous[n // 4]:.2f}" if n // 4 in previous else "-"
+        previous[n] = result
+        ratio, cpu_ratio = "-", "-"
+        if n // 4 in previous:
+            ratio = f"{result['seconds'] / previous[n // 4]['seconds']:.2f}"
+            cpu_ratio = f"{result['cpu_seconds'] / previous[n // 4]['cpu_seconds']:.2f}"
         mode = "windowed" if result["windowed"] else "dense"
         print(
-            f"{n:>7} {mode:>9} {result['seconds']:>9.3f} {ratio:>12} {result['peak_mb']:>12.0f} "
-            f"{result['delta_mb']:>17.0f}"
+            f"{n:>7} {mode:>9} {result['seconds']:>8.3f} {ratio:>6} {result['cpu_seconds']:>8.3f} "
+            f"{cpu_ratio:>6} {result['peak_mb']:>12.0f} {result['delta_mb']:>17.0f}"
         )
     fusion, total, baseline = parameter_counts()
     print(
