@@ -37,7 +37,7 @@ class LEGOConfig:
     mode: str = "auto"  # "dense", "windowed", or "auto" (dense iff N <= window_size)
     window_size: int = 256  # W: nodes per window in windowed mode
     window_overlap: int = 64  # nodes shared by consecutive windows (stride = W - overlap)
-    window_batch: int = 16  # windows computed at once in windowed mode (bounds peak memory)
+    window_batch: int = 4  # windows computed at once in windowed mode (bounds memory; small stays in cache)
     eps: float = 1e-8  # guard for divisions by degrees and norms
 
     def __post_init__(self) -> None:
