@@ -94,7 +94,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="N up to 4096, three timed runs per N")
     parser.add_argument("--sizes", type=int, nargs="*", help="override the list of N")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per N (after one warm-up)")
-    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (1: reproducible on a shared machine)"
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     repeats = args.repeats or (3 if args.quick else 5)
