@@ -60,9 +60,9 @@ def test_training_learns_and_hop_diffusion_beats_structure_free_attention():
     graph = synthetic_multimodal_graph(num_nodes=400, seed=0)
     common = dict(image_dim=16, text_dim=16, num_classes=4, dim=32, heads=4)
     hop = train_node_classifier(graph, Graph4MMNodeClassifierConfig(**common, graph_layer="hop_diffused"),
-                                epochs=60, lr=1e-2, seed=0)
+                                epochs=40, lr=1e-2, seed=0)
     flat = train_node_classifier(graph, Graph4MMNodeClassifierConfig(**common, graph_layer="none"),
-                                 epochs=60, lr=1e-2, seed=0)
+                                 epochs=40, lr=1e-2, seed=0)
     print(f"hop-diffused test acc {hop.test_accuracy:.3f}, structure-free {flat.test_accuracy:.3f}")
     assert hop.train_accuracy > 0.8  # it learns
     assert hop.test_accuracy > 0.6  # own features alone cap at about 0.58

@@ -95,3 +95,11 @@ def test_edge_index_to_neighbors_symmetrises_dedups_and_caps_degree():
     capped, cmask = ops.edge_index_to_neighbors(edge_index, num_nodes=5, max_degree=2, seed=3)
     assert capped.shape == (5, 2) and int(cmask[0].sum()) == 2
     assert set(capped[0, cmask[0]].tolist()) <= {1, 2, 3}
+
+
+def test_masked_softmax_never_returns_denormal_weights():
+    """Denormal floats make CPU kernels ~100x slower; tiny weights are cut to exactly zero instead."""
+    s = torch.tensor([[0.0, -29.0, -31.0, -95.0]])
+    t = ops.masked_softmax(s, torch.ones_like(s, dtype=torch.bool))
+    assert t[0, 1] > 0 and t[0, 2] == 0 and t[0, 3] == 0
+    assert torch.all((t == 0) | (t.abs() >= torch.finfo(t.dtype).tiny))
