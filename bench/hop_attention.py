@@ -13,6 +13,7 @@ Usage: ``python bench/hop_attention.py [--quick] [--threads T]``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import statistics
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         per_edge = row["seconds"] / (row["edges"] * args.dim) * 1e9
         print(f"{n:>7} {row['edges']:>9} {row['seconds'] * 1e3:>9.1f} {per_edge:>10.3f} "
               f"{row['peak_rss_mb']:>12.0f} {row['forward_delta_mb']:>9.0f}", flush=True)
-    for small, large in zip(rows, rows[1:]):
+    for small, large in itertools.pairwise(rows):
         if large["n"] == 4 * small["n"]:
             print(f"time({large['n']})/time({small['n']}) = {large['seconds'] / small['seconds']:.2f}  "
                   f"(linear: 4.00; edges ratio {large['edges'] / small['edges']:.2f})")

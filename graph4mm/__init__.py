@@ -18,18 +18,18 @@ from graph4mm.node_classification import (
 from graph4mm.qformer import MMQFormer, MMQFormerConfig, MMQFormerOutput
 
 __all__ = [
-    "HopDiffusedAttention",
-    "HopDiffusedAttentionConfig",
+    "Graph4MMNodeClassifier",
+    "Graph4MMNodeClassifierConfig",
     "HopAwareAttention",
     "HopAwareAttentionConfig",
+    "HopDiffusedAttention",
+    "HopDiffusedAttentionConfig",
     "MMQFormer",
     "MMQFormerConfig",
     "MMQFormerOutput",
-    "Graph4MMNodeClassifier",
-    "Graph4MMNodeClassifierConfig",
-    "NodeClassificationResult",
-    "train_node_classifier",
     "MultimodalGraph",
+    "NodeClassificationResult",
     "load_magb",
     "synthetic_multimodal_graph",
+    "train_node_classifier",
 ]

@@ -22,10 +22,10 @@ from torch import Tensor, nn
 from graph4mm import ops
 
 __all__ = [
-    "HopDiffusedAttentionConfig",
-    "HopDiffusedAttention",
-    "HopAwareAttentionConfig",
     "HopAwareAttention",
+    "HopAwareAttentionConfig",
+    "HopDiffusedAttention",
+    "HopDiffusedAttentionConfig",
 ]
 
 
@@ -65,7 +65,7 @@ class _GraphTransformerLayer(nn.Module):
         self.v_proj = nn.Linear(dim, dim)
         self.o_proj = nn.Linear(dim, dim)
         self.norm1 = nn.LayerNorm(dim)
-        hidden = int(round(ffn_ratio * dim))
+        hidden = round(ffn_ratio * dim)
         self.ffn = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
         self.norm2 = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)

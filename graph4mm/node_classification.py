@@ -20,8 +20,8 @@ from graph4mm.data import MultimodalGraph
 from graph4mm.qformer import MMQFormer, MMQFormerConfig
 
 __all__ = [
-    "Graph4MMNodeClassifierConfig",
     "Graph4MMNodeClassifier",
+    "Graph4MMNodeClassifierConfig",
     "NodeClassificationResult",
     "train_node_classifier",
 ]
@@ -162,8 +162,8 @@ def train_node_classifier(
     torch.manual_seed(seed)
     model = Graph4MMNodeClassifier(config)
     neighbors, neighbor_mask = ops.edge_index_to_neighbors(graph.edge_index, graph.num_nodes, max_degree, seed=seed)
-    inputs = dict(image=graph.image[None], text=graph.text[None], neighbors=neighbors[None],
-                  neighbor_mask=neighbor_mask[None])
+    inputs = {"image": graph.image[None], "text": graph.text[None], "neighbors": neighbors[None],
+              "neighbor_mask": neighbor_mask[None]}
     labels = graph.labels
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
 

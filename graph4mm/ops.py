@@ -16,24 +16,24 @@ L number of hop-distance buckets.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
 
 __all__ = [
     "NeighborStructure",
-    "masked_softmax",
-    "ppr_coefficients",
-    "ppr_diffusion",
     "dense_structure",
-    "sparse_structure",
+    "edge_index_to_neighbors",
     "hop_distances",
     "hop_neighborhood",
-    "edge_index_to_neighbors",
-    "split_heads",
+    "masked_softmax",
     "merge_heads",
+    "ppr_coefficients",
+    "ppr_diffusion",
+    "sparse_structure",
+    "split_heads",
 ]
 
 
@@ -204,7 +204,7 @@ def dense_structure(adj: Tensor, node_mask: Tensor | None = None) -> NeighborStr
     Shapes:
         adj: ``(B, N, N)`` bool or float; node_mask: ``(B, N)`` bool or None.
     """
-    b, n, _ = adj.shape
+    n = adj.shape[-1]
     mask = adj != 0
     mask = mask & ~torch.eye(n, dtype=torch.bool, device=adj.device)
     if node_mask is not None:
@@ -230,7 +230,7 @@ def sparse_structure(
         neighbors: ``(B, N, k)`` long; neighbor_mask, neighbor_weights: ``(B, N, k)`` or None;
         node_mask: ``(B, N)`` bool or None.
     """
-    b, n, k = neighbors.shape
+    n = neighbors.shape[1]
     if neighbors.numel() and (int(neighbors.min()) < 0 or int(neighbors.max()) >= n):
         raise ValueError(f"neighbour indices must lie in [0, {n}), got range "
                          f"[{int(neighbors.min())}, {int(neighbors.max())}]")

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from graph4mm import ops
 
-__all__ = ["MultiHeadAttention", "AttentionOutput", "MMQFormerConfig", "MMQFormerOutput", "MMQFormer"]
+__all__ = ["AttentionOutput", "MMQFormer", "MMQFormerConfig", "MMQFormerOutput", "MultiHeadAttention"]
 
 
 @dataclass
@@ -115,7 +115,7 @@ class MMQFormerLayer(nn.Module):
         self.self_attn = MultiHeadAttention(d, config.heads)
         self.cross_attn = MultiHeadAttention(d, config.heads, kv_dim=config.visual_dim)
         self.joint_attn = MultiHeadAttention(d, config.heads)
-        hidden = int(round(config.ffn_ratio * d))
+        hidden = round(config.ffn_ratio * d)
         self.ffn = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(hidden, d))
         self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(4))
         self.dropout = nn.Dropout(config.dropout)

@@ -58,7 +58,7 @@ def test_classifier_shapes_padding_and_gradients():
 
 def test_training_learns_and_hop_diffusion_beats_structure_free_attention():
     graph = synthetic_multimodal_graph(num_nodes=400, seed=0)
-    common = dict(image_dim=16, text_dim=16, num_classes=4, dim=32, heads=4)
+    common = {"image_dim": 16, "text_dim": 16, "num_classes": 4, "dim": 32, "heads": 4}
     hop = train_node_classifier(graph, Graph4MMNodeClassifierConfig(**common, graph_layer="hop_diffused"),
                                 epochs=40, lr=1e-2, seed=0)
     flat = train_node_classifier(graph, Graph4MMNodeClassifierConfig(**common, graph_layer="none"),
