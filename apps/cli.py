@@ -137,6 +137,59 @@ def _eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@command("score")
+def _score(args: argparse.Namespace) -> int:
+    from vad.batch import ScoreConfig, score_videos
+    from vad.segments import SegmentConfig
+
+    config = ScoreConfig(SegmentConfig(args.threshold, args.min_gap, args.min_length), args.device,
+                         args.batch_size, args.backbone, args.pretrained)
+    report = score_videos(args.inputs, args.model, args.out, config, progress=not args.quiet)
+    print(f"score: {len(report.written)} scored, {len(report.skipped)} already done, {len(report.failed)} failed "
+          f"-> {report.out_dir} (summary: {report.summary_path})")
+    return report_failures(report.failed)
+
+
+@command("serve")
+def _serve(args: argparse.Namespace) -> int:
+    from apps.web import serve
+    from vad.batch import ScoreConfig
+    from vad.segments import SegmentConfig
+
+    serve(args.model, ScoreConfig(SegmentConfig(args.threshold), args.device, args.batch_size, args.backbone,
+                                  args.pretrained), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
+    return EXIT_OK
+
+
+@command("demo")
+def _demo(args: argparse.Namespace) -> int:
+    from vad.demo import DemoConfig, run_demo
+
+    result = run_demo(args.out, DemoConfig(quick=args.quick, backbone=args.backbone, pretrained=args.pretrained,
+                                           device=args.device), progress=not args.quiet)
+    if args.serve:
+        from apps.web import serve
+        from vad.batch import ScoreConfig
+
+        serve(result.model_dir, ScoreConfig(device=args.device), host=args.host, port=args.port,
+              examples=[result.scored_video])
+    return EXIT_OK
+
+
+def add_scoring_args(p: argparse.ArgumentParser, segments: bool = True) -> None:
+    """Options of the verbs that score raw videos with a trained model (``score``, ``serve``)."""
+    p.add_argument("--model", type=Path, required=True, help="model directory written by `vad train`")
+    p.add_argument("--threshold", type=float, default=0.5, help="frames scoring >= this are abnormal (0.5)")
+    if segments:
+        p.add_argument("--min-gap", type=float, default=1.0, help="merge segments closer than this (s, 1.0)")
+        p.add_argument("--min-length", type=float, default=0.5, help="drop segments shorter than this (s, 0.5)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--batch-size", type=int, default=32, help="snippets decoded and encoded per batch")
+    g = p.add_argument_group("backbone (default: the one recorded in the model)")
+    g.add_argument("--backbone", help="open_clip model name override")
+    g.add_argument("--pretrained", help="weights (tag or file) when the model's are not on this machine")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every verb."""
     parser = argparse.ArgumentParser(prog="vad", description="vadgraph: video anomaly detection with graph fusion")
@@ -181,6 +234,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.5, help="for the false-alarm rate")
     p.add_argument("--out", type=Path, help="metrics JSON (default: MODEL/eval-SPLIT.json)")
     p.add_argument("--device", default="cpu")
+    p = sub.add_parser("score", help="score videos: per-video frame scores (CSV), segments (JSON), plot; resumable")
+    p.add_argument("inputs", nargs="+", help="video files, directories or globs")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    add_scoring_args(p)
+
+    p = sub.add_parser("serve", help="the web UI: upload a video, see its anomaly scores and segments")
+    add_scoring_args(p, segments=False)
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (MB)")
+
+    p = sub.add_parser("demo", help="synth -> extract -> train -> eval -> score, on data it makes itself")
+    p.add_argument("--out", type=Path, default=Path("vad-demo"), help="working directory (default ./vad-demo)")
+    p.add_argument("--quick", action="store_true", help="a much smaller run (under a minute)")
+    p.add_argument("--serve", action="store_true", help="then open the web UI on the demo model")
+    p.add_argument("--backbone", default="ViT-B-16", help="open_clip model name, used with --pretrained")
+    p.add_argument("--pretrained", help="CLIP weights (tag or file); default: openai if cached, else a random "
+                                        "tiny backbone (announced)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=7860)
     return parser
 
 

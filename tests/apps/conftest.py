@@ -1,0 +1,25 @@
+"""A small trained model for the apps tests, made once per session (synth → extract → train, a few seconds)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory, tiny_backbone_config) -> Path:
+    """Model directory of a tiny vadgraph model trained on 12 short synthetic videos (tiny random backbone)."""
+    from vad.extract import ExtractConfig, extract_videos
+    from vad.model import ModelConfig
+    from vad.synth import SynthConfig, make_benchmark
+    from vad.train import TrainConfig, train_from_paths
+    from vad.video import SnippetConfig
+
+    root = tmp_path_factory.mktemp("trained")
+    bench = make_benchmark(root / "bench", SynthConfig(videos=12, seed=3, min_frames=48, max_frames=64),
+                           progress=False)
+    extract_videos([bench.root / "videos"], root / "feats",
+                   ExtractConfig(backbone=tiny_backbone_config, snippets=SnippetConfig(8, 1)), progress=False)
+    train_from_paths(root / "feats", root / "model", bench.root, model_config=ModelConfig(hidden=32),
+                     config=TrainConfig(epochs=2, batch_size=4, num_snippets=8, device="cpu"), progress=False)
+    return root / "model"

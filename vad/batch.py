@@ -1,0 +1,266 @@
+"""Scoring raw videos with a trained model: the library behind ``vad score`` and the web UI.
+
+:class:`Scorer` loads a checkpoint once and rebuilds the feature extractor the model was trained with (backbone,
+weights, snippet settings are recorded in the checkpoint). :func:`score_videos` is the resumable batch job: per
+video ``NAME.scores.csv``, ``NAME.segments.json`` and ``NAME.png``, and ``summary.csv`` over the run.
+
+Memory stays bounded for long videos: frames are decoded and encoded in batches of snippets, only the
+(N, F, D) features are kept, and the model windows its graphs over N.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from tqdm.auto import tqdm
+
+from vad.checkpoint import LoadedModel, load_checkpoint
+from vad.errors import VadError, VideoError, WeightsError
+from vad.report import (fusion_figure, read_summary, save_figure, score_figure, segments_document,
+                        write_scores_csv, write_segments_json, write_summary)
+from vad.scoring import VideoScores, score_features
+from vad.segments import Segment, SegmentConfig, find_segments
+from vad.video import VIDEO_EXTENSIONS, find_videos
+
+log = logging.getLogger(__name__)
+OUTPUT_SUFFIXES = (".scores.csv", ".segments.json", ".png")
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Settings of a scoring run."""
+
+    segments: SegmentConfig = field(default_factory=SegmentConfig)  # threshold, min gap, min length
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (backbone and model)
+    batch_snippets: int = 32  # snippets decoded and encoded per batch (bounds memory)
+    backbone: str | None = None  # override the checkpoint's open_clip model name (rarely needed)
+    pretrained: str | None = None  # override the checkpoint's backbone weights (tag or file)
+    precision: str = "auto"  # backbone precision: auto | fp32 | fp16 | bf16
+
+
+@dataclass
+class ScoredVideo:
+    """One video scored: its frame scores and the segments at the config's threshold."""
+
+    path: Path  # the video file
+    scores: VideoScores  # snippet and frame scores, best prompt per snippet
+    segments: list[Segment]  # abnormal segments at ``config.threshold``
+    config: SegmentConfig  # how ``segments`` were cut
+    seconds: float = 0.0  # wall time of extraction + scoring
+
+    @property
+    def name(self) -> str:
+        """Video name (file stem): the prefix of its output files."""
+        return self.scores.name
+
+
+@dataclass
+class ScoreReport:
+    """Outcome of a :func:`score_videos` run."""
+
+    out_dir: Path
+    written: list[str] = field(default_factory=list)  # names scored in this run
+    skipped: list[str] = field(default_factory=list)  # names already done (resume)
+    failed: dict[str, str] = field(default_factory=dict)  # input path → one-line reason
+
+    @property
+    def summary_path(self) -> Path:
+        """``OUT/summary.csv``."""
+        return self.out_dir / "summary.csv"
+
+    @property
+    def exit_code(self) -> int:
+        """0 if every input succeeded, 1 if some failed."""
+        return 1 if self.failed else 0
+
+
+def output_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:
+    """``{"csv", "json", "png"}`` → where the outputs of video ``name`` go."""
+    out = Path(out_dir)
+    return {"csv": out / f"{name}.scores.csv", "json": out / f"{name}.segments.json", "png": out / f"{name}.png"}
+
+
+class Scorer:
+    """A loaded model plus the feature extractor it was trained with; scores video files.
+
+    Thread-safe: concurrent :meth:`score` calls (web requests) run one at a time on the shared backbone.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, config: ScoreConfig = ScoreConfig()) -> None:
+        from vad.backbone import resolve_device
+
+        self.model_dir = Path(model_dir)
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.loaded: LoadedModel = load_checkpoint(model_dir, self.device)
+        self.extractor = _extractor_for(self.loaded, config, self.model_dir)
+        self._lock = threading.Lock()
+
+    @property
+    def prompts(self) -> list[str]:
+        """The model's prompts (index 0 is the normal one)."""
+        return self.loaded.prompts
+
+    def describe(self) -> str:
+        """One line about the model: architecture, size, backbone and snippet settings."""
+        bb, m = self.loaded.backbone, self.loaded.model
+        return (f"{m.config.arch} ({m.config.fusion} fusion, {m.config.attention} attention), "
+                f"{m.num_parameters():,} parameters, levels {'+'.join(self.loaded.levels)}; backbone "
+                f"{self.extractor.backbone.name} [{self.extractor.backbone.weights_id}], "
+                f"{bb.get('snippet_len')} frames per snippet")
+
+    def fusion_figure(self):
+        """Heatmaps of the learned LEGO fusion matrices (None for variants without LEGO)."""
+        weights = self.loaded.model.fusion_weights()
+        return fusion_figure({k: v.numpy() for k, v in weights.items()} if weights else None)
+
+    def score(self, path: str | os.PathLike, segments: SegmentConfig | None = None,
+              progress: Callable[[int, int], None] | None = None) -> ScoredVideo:
+        """Extract features of one video and score it. ``progress(done, total)`` counts snippets.
+
+        Raises :class:`VideoError` for a file that is missing or cannot be decoded.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise VideoError(f"{path}: file not found")
+        seg_cfg = segments or self.config.segments
+        started = time.perf_counter()
+        with self._lock:
+            feats = self.extractor.extract(path, progress=progress)
+            scores = score_features(self.loaded.model, feats, self.loaded.text, self.loaded.levels, self.device)
+        return ScoredVideo(path, scores, self.segments(scores, seg_cfg), seg_cfg, time.perf_counter() - started)
+
+    def segments(self, scores: VideoScores, config: SegmentConfig) -> list[Segment]:
+        """Segments of already-computed scores (no re-scoring: the web UI's threshold slider)."""
+        return find_segments(scores.frames, scores.fps, config, scores.best_prompt, scores.snippet_len,
+                             self.prompts)
+
+    def write_outputs(self, scored: ScoredVideo, out_dir: str | os.PathLike) -> dict[str, Path]:
+        """Write ``NAME.scores.csv``, ``NAME.segments.json`` and ``NAME.png`` (each atomically)."""
+        paths = output_paths(out_dir, scored.name)
+        write_scores_csv(paths["csv"], scored.scores)
+        write_segments_json(paths["json"], segments_document(scored.scores, scored.segments, scored.config,
+                                                             str(scored.path), str(self.model_dir)))
+        save_figure(paths["png"], score_figure(scored.scores, scored.segments, scored.config.threshold))
+        return paths
+
+
+def _extractor_for(loaded: LoadedModel, config: ScoreConfig, model_dir: Path):
+    """The feature extractor that makes the same features the model was trained on (or a clear error)."""
+    from vad.backbone import RANDOM, BackboneConfig
+    from vad.extract import ExtractConfig, FeatureExtractor
+    from vad.video import SnippetConfig
+
+    bb = loaded.backbone
+    fmt = bb.get("source_format", "vadgraph")
+    if fmt != "vadgraph" or not bb.get("name"):
+        raise WeightsError(f"{model_dir}: this model was trained on {fmt} features made outside vadgraph, so it "
+                           f"cannot score raw videos; train on features from `vad extract` to use `vad score`")
+    name = config.backbone or bb["name"]
+    weights = config.pretrained or bb.get("weights", "")
+    if not config.pretrained:
+        if weights == RANDOM:
+            raise WeightsError(f"{model_dir}: the model was trained on features of an unsaved random-initialised "
+                               f"{name}, which cannot be rebuilt; pass --pretrained with the same weights file")
+        looks_like_file = os.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors"))
+        if looks_like_file and not os.path.isfile(weights):
+            raise WeightsError(f"{model_dir}: the model was trained on {name} features from weights {weights}, "
+                               f"which are not on this machine; pass --pretrained PATH (the same weights)")
+    elif weights != bb.get("weights"):
+        log.warning("backbone weights %s differ from the ones the model was trained with (%s): scores are only "
+                    "meaningful if they are the same weights", weights, bb.get("weights"))
+    try:
+        snippets = SnippetConfig(int(bb.get("snippet_len", 16)), int(bb.get("frames_per_snippet", 1)))
+    except ValueError as exc:
+        raise WeightsError(f"{model_dir}: bad snippet settings in config.json ({exc})") from exc
+    extract_cfg = ExtractConfig(
+        backbone=BackboneConfig(name, weights, config.device, config.precision, int(bb.get("patch_grid", 2))),
+        snippets=snippets, batch_snippets=config.batch_snippets)
+    extractor = FeatureExtractor(extract_cfg)
+    want = loaded.model.config.feature_dim
+    if want and extractor.backbone.embed_dim != want:
+        raise WeightsError(f"backbone {name} makes {extractor.backbone.embed_dim}-d features, the model in "
+                           f"{model_dir} expects {want}-d; use the backbone it was trained with ({bb['name']})")
+    return extractor
+
+
+def check_upload(path: str | os.PathLike, max_mb: float) -> Path:
+    """Reject an uploaded file that is not a video by extension or is larger than ``max_mb`` (clear message)."""
+    p = Path(path)
+    if p.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise VideoError(f"{p.name}: not a video file type we read (use one of {', '.join(VIDEO_EXTENSIONS)})")
+    size_mb = p.stat().st_size / 2**20
+    if size_mb > max_mb:
+        raise VideoError(f"{p.name}: {size_mb:.0f} MB is over the {max_mb:.0f} MB upload limit "
+                         f"(score long videos with `vad score` instead)")
+    return p
+
+
+def _is_done(row: dict | None, paths: dict[str, Path], config: SegmentConfig) -> bool:
+    if not row or row.get("status") != "ok" or not all(p.exists() for p in paths.values()):
+        return False
+    try:
+        return abs(float(row.get("threshold", "nan")) - config.threshold) < 1e-9
+    except ValueError:
+        return False
+
+
+def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                 config: ScoreConfig = ScoreConfig(), progress: bool = True,
+                 scorer: Scorer | None = None) -> ScoreReport:
+    """Score every video in ``inputs`` (files, directories, globs) and write the outputs into ``out_dir``.
+
+    Resumable: a video whose three outputs exist and whose ``summary.csv`` row says ``ok`` at the same
+    threshold is skipped. A bad video is recorded (status ``failed`` with the reason) and the run goes on.
+    The summary is rewritten after every video, so an interrupted run resumes cleanly.
+    """
+    videos = find_videos(inputs)
+    if not videos:
+        raise VadError("no input videos found")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    scorer = scorer or Scorer(model_dir, config)
+    rows = read_summary(out)
+    report = ScoreReport(out)
+    claimed: dict[str, Path] = {}
+    bar = tqdm(videos, desc="score", unit="video", disable=not progress)
+    for video in bar:
+        name = video.stem
+        bar.set_postfix_str(name[:30])
+        if name in claimed:
+            report.failed[str(video)] = f"{video}: name clash with {claimed[name]} (same file stem)"
+            continue
+        claimed[name] = video
+        paths = output_paths(out, name)
+        if _is_done(rows.get(name), paths, config.segments):
+            report.skipped.append(name)
+            continue
+        try:
+            scored = scorer.score(video, progress=lambda done, total: bar.set_postfix_str(
+                f"{name[:24]} {done}/{total} snippets"))
+            scorer.write_outputs(scored, out)
+        except (VadError, RuntimeError, OSError, ValueError) as exc:  # decoder errors are not all VadErrors
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if not isinstance(exc, VadError):
+                log.debug("scoring %s failed", video, exc_info=True)
+                reason = f"{video}: {type(exc).__name__}: {reason}"
+            elif str(video) not in reason:
+                reason = f"{video}: {reason}"
+            rows[name] = {"name": name, "path": str(video), "status": "failed", "error": reason,
+                          "threshold": config.segments.threshold}
+            report.failed[str(video)] = reason
+        else:
+            s = scored.scores
+            rows[name] = {"name": name, "path": str(video), "status": "ok",
+                          "max_score": f"{float(s.frames.max()):.4f}", "num_segments": len(scored.segments),
+                          "threshold": config.segments.threshold,
+                          "duration_s": f"{len(s.frames) / s.fps:.2f}" if s.fps > 0 else "", "error": ""}
+            report.written.append(name)
+        write_summary(out, rows)
+    write_summary(out, rows)
+    return report

@@ -1,0 +1,167 @@
+"""Outputs of scoring, for people and for tools: frame-score CSV, segments JSON, score plot, fusion heatmap,
+segment thumbnails, and the run's ``summary.csv``. Every file is written atomically.
+
+Figures are built with ``matplotlib.figure.Figure`` directly (Agg canvas, no pyplot state), so they are safe to
+make from a web server's worker threads and are freed when dropped.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from vad.io_utils import atomic_path, write_json_atomic, write_text_atomic
+from vad.scoring import VideoScores
+from vad.segments import Segment, SegmentConfig
+
+SUMMARY_FILE = "summary.csv"
+SUMMARY_COLUMNS = ("name", "path", "status", "max_score", "num_segments", "threshold", "duration_s", "error")
+
+
+def scores_csv_text(scores: VideoScores) -> str:
+    """``frame,time_s,score`` rows, one per video frame."""
+    fps = scores.fps if scores.fps > 0 else 1.0
+    buf = io.StringIO()
+    buf.write("frame,time_s,score\n")
+    for i, s in enumerate(scores.frames):
+        buf.write(f"{i},{i / fps:.3f},{s:.6f}\n")
+    return buf.getvalue()
+
+
+def write_scores_csv(path: str | os.PathLike, scores: VideoScores) -> Path:
+    """Write the frame scores CSV atomically; returns ``path``."""
+    write_text_atomic(path, scores_csv_text(scores))
+    return Path(path)
+
+
+def segments_document(scores: VideoScores, segments: Sequence[Segment], config: SegmentConfig,
+                      video_path: str = "", model: str = "") -> dict:
+    """The content of ``NAME.segments.json``: the video, the settings and each segment."""
+    return {
+        "video": scores.name, "path": str(video_path), "model": str(model),
+        "fps": scores.fps, "num_frames": int(len(scores.frames)), "snippet_len": scores.snippet_len,
+        "duration_s": round(len(scores.frames) / scores.fps, 3) if scores.fps > 0 else None,
+        "threshold": config.threshold, "min_gap_s": config.min_gap_s, "min_length_s": config.min_length_s,
+        "max_score": round(float(scores.frames.max()), 4),
+        "frames": "0-based, start inclusive, end exclusive",
+        "segments": [s.to_dict() for s in segments],
+    }
+
+
+def write_segments_json(path: str | os.PathLike, document: dict) -> Path:
+    """Write a :func:`segments_document` atomically; returns ``path``."""
+    write_json_atomic(path, document)
+    return Path(path)
+
+
+def score_figure(scores: VideoScores, segments: Sequence[Segment], threshold: float, title: str | None = None):
+    """A matplotlib ``Figure``: the frame-score curve over time, segments shaded, threshold dashed."""
+    from matplotlib.figure import Figure
+
+    fps = scores.fps if scores.fps > 0 else 1.0
+    t = np.arange(len(scores.frames)) / fps
+    fig = Figure(figsize=(9, 3.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    for i, seg in enumerate(segments):
+        ax.axvspan(seg.start_s, seg.end_s, color="tab:red", alpha=0.18, lw=0,
+                   label="abnormal segment" if i == 0 else None)
+    ax.plot(t, scores.frames, color="tab:blue", lw=1.6, label="anomaly score")
+    ax.axhline(threshold, color="tab:red", ls="--", lw=1.0, label=f"threshold {threshold:.2f}")
+    ax.set_xlim(0, max(t[-1], 1.0 / fps) if len(t) else 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("anomaly score")
+    ax.set_title(title or f"{scores.name}: {len(segments)} abnormal segment(s)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+    return fig
+
+
+def save_figure(path: str | os.PathLike, fig) -> Path:
+    """Save a figure as PNG atomically; returns ``path``."""
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)
+
+
+def fusion_figure(weights: dict[str, "np.ndarray"] | None):
+    """The learned LEGO fusion matrices A, one heatmap per pair of graphs, or None for variants without LEGO.
+
+    ``weights``: pair name (``"clip*frame"``) → ``(P+1, Q+1)``; cell (p, q) weighs ``R_a^p ⊙ R_b^q``.
+    """
+    if not weights:
+        return None
+    from matplotlib.figure import Figure
+
+    names = list(weights)
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig = Figure(figsize=(3.2 * cols, 2.9 * rows), dpi=100, layout="constrained")
+    mats = [np.asarray(weights[n], dtype=np.float64) for n in names]
+    vmax = max(float(np.abs(m).max()) for m in mats) or 1.0
+    image = None
+    for i, (name, mat) in enumerate(zip(names, mats, strict=True)):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        image = ax.imshow(mat, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        a, b = (name.split("*", 1) + [""])[:2]
+        ax.set_title(name.replace("*", " × "), fontsize=10)
+        ax.set_xlabel(f"hops of {b or 'b'} (q)", fontsize=8)
+        ax.set_ylabel(f"hops of {a} (p)", fontsize=8)
+        ax.set_xticks(range(mat.shape[1]))
+        ax.set_yticks(range(mat.shape[0]))
+        for (p, q), v in np.ndenumerate(mat):
+            ax.text(q, p, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if abs(v) > 0.6 * vmax else "black")
+    fig.colorbar(image, ax=fig.axes, shrink=0.8, label="A[p, q]")
+    fig.suptitle("LEGO fusion weights: which hop orders of which feature graphs the model relies on",
+                 fontsize=10)
+    return fig
+
+
+def segment_thumbnails(video_path: str | os.PathLike, segments: Sequence[Segment], top: int = 6,
+                       short_side: int = 180) -> list[tuple[np.ndarray, str]]:
+    """Key frames of the ``top`` segments by peak score: ``(RGB (H, W, 3) uint8, caption)`` per segment."""
+    from vad.video import open_video
+
+    chosen = sorted(segments, key=lambda s: s.peak_score, reverse=True)[:top]
+    if not chosen:
+        return []
+    with open_video(video_path, short_side=short_side) as source:
+        last = max(0, source.info.num_frames - 1)
+        frames = source.read([min(s.peak_frame, last) for s in chosen])
+    return [(frame, f"{_clock(s.start_s)}–{_clock(s.end_s)} · peak {s.peak_score:.2f}"
+             + (f" · {s.prompt}" if s.prompt else "")) for frame, s in zip(frames, chosen, strict=True)]
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(max(0.0, seconds), 60)
+    return f"{int(m)}:{s:04.1f}"
+
+
+def read_summary(out_dir: str | os.PathLike) -> dict[str, dict]:
+    """Rows of ``OUT/summary.csv`` keyed by video name (empty if there is none or it is unreadable)."""
+    path = Path(out_dir) / SUMMARY_FILE
+    if not path.exists():
+        return {}
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return {row["name"]: row for row in csv.DictReader(fh) if row.get("name")}
+    except (OSError, csv.Error, KeyError, UnicodeDecodeError):
+        return {}
+
+
+def write_summary(out_dir: str | os.PathLike, rows: dict[str, dict]) -> Path:
+    """Write ``OUT/summary.csv`` atomically, one row per video in name order."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for name in sorted(rows):
+        writer.writerow({k: rows[name].get(k, "") for k in SUMMARY_COLUMNS})
+    path = Path(out_dir) / SUMMARY_FILE
+    write_text_atomic(path, buf.getvalue())
+    return path
