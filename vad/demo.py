@@ -1,0 +1,213 @@
+"""``vad demo``: the whole job end to end on data it makes itself, with no download.
+
+synth a small benchmark → extract features (pretrained CLIP if the weights are given or cached, otherwise a
+random-initialised tiny backbone, chosen explicitly and announced) → train → evaluate on the test split →
+score one held-out test video. Also makes the web UI's bundled example clip.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from vad.errors import VadError, WeightsError
+
+log = logging.getLogger(__name__)
+
+RANDOM_BANNER = ("no pretrained CLIP weights here: using a RANDOM-initialised backbone ({name}); pass "
+                 "--pretrained TAG_OR_FILE (e.g. --pretrained openai once cached, or a .safetensors file) "
+                 "for real features")
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Size and backbone of a demo run."""
+
+    quick: bool = False  # a much smaller run (for tests and a first look): < 1 minute on 2 CPU cores
+    backbone: str = "ViT-B-16"  # open_clip model name tried with ``pretrained``
+    pretrained: str | None = None  # weights tag or file; None: "openai" if cached, else the random tiny backbone
+    device: str = "auto"  # auto | cpu | cuda
+    seed: int = 0  # benchmark and training seed
+
+    @property
+    def videos(self) -> int:
+        """Number of synthetic videos."""
+        return 12 if self.quick else 40
+
+    @property
+    def epochs(self) -> int:
+        """Training epochs (early stopping may end sooner)."""
+        return 3 if self.quick else 15
+
+@dataclass
+class DemoResult:
+    """Where everything the demo made lives, and the headline numbers."""
+
+    out_dir: Path
+    bench_dir: Path
+    features_dir: Path
+    model_dir: Path
+    scores_dir: Path
+    backbone: str  # "NAME [weights]"
+    random_backbone: bool  # True when no pretrained weights were available
+    metrics: dict  # EvalReport.to_dict()
+    table: str  # the metrics table as printed
+    scored_video: Path  # the held-out test video that was scored
+    plot: Path  # its score plot
+    csv: Path  # its frame scores
+    seconds: dict[str, float] = field(default_factory=dict)  # step → wall time
+
+def choose_backbone(config: DemoConfig, weights_dir: Path, echo: Callable[[str], None] = print):
+    """The backbone config for the demo: the user's weights, cached ``openai`` weights, or a random tiny one.
+
+    The random backbone is saved to ``weights_dir`` as a file, so the trained model records weights that
+    ``vad score`` and ``vad serve`` can load again. Returns ``(BackboneConfig, is_random)``.
+    """
+    from vad.backbone import RANDOM, TINY_MODEL, BackboneConfig, load_backbone, save_random_checkpoint
+
+    if config.pretrained and config.pretrained != RANDOM:
+        cfg = BackboneConfig(config.backbone, config.pretrained, config.device)
+        load_backbone(cfg)  # fail now, with the backbone's clear message, if these weights cannot be had
+        return cfg, False
+    if config.pretrained is None:
+        cfg = BackboneConfig(config.backbone, "openai", config.device)
+        logging.disable(logging.ERROR)  # open_clip logs its failed download at ERROR level: the probe is quiet
+        try:
+            load_backbone(cfg)
+            echo(f"demo: using cached pretrained weights {config.backbone} [openai]")
+            return cfg, False
+        except WeightsError as exc:
+            log.info("no cached openai weights: %s", exc)
+        finally:
+            logging.disable(logging.NOTSET)
+    name = TINY_MODEL
+    path = weights_dir / f"{name}-random-seed{config.seed}.safetensors"
+    if not path.exists():
+        save_random_checkpoint(name, path, seed=config.seed)
+    banner = RANDOM_BANNER.format(name=name)
+    echo("!" * len(banner) + "\n" + banner + "\n" + "!" * len(banner))
+    return BackboneConfig(name, str(path), config.device), True
+
+def example_video(out_dir: str | os.PathLike, seed: int = 7) -> Path:
+    """A short synthetic clip with one anomaly (a fire), for the web UI's example; made once, then reused.
+
+    Written as VP8 WebM when OpenCV can (browsers play it), else as the benchmark's MJPG AVI.
+    """
+    import cv2
+
+    from vad.synth import SynthConfig, SynthVideo, render_video
+
+    out = Path(out_dir)
+    webm = out / "example_fire.webm"
+    if webm.exists():
+        return webm
+    avi = out / "example_fire.avi"
+    if not avi.exists():
+        cfg = SynthConfig(videos=6, seed=seed)
+        render_video(SynthVideo("Fire_0001", "example_fire.avi", 1, "Fire", "test", 150, cfg.fps, 60, 105), cfg, avi)
+    reader = cv2.VideoCapture(str(avi))
+    tmp = out / ".example_fire.tmp.webm"
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"VP80"), 15.0, (160, 120))
+    try:
+        if not writer.isOpened():
+            return avi
+        while True:
+            ok, frame = reader.read()
+            if not ok:
+                break
+            writer.write(frame)
+    finally:
+        writer.release()
+        reader.release()
+    os.replace(tmp, webm)
+    return webm
+
+def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig(), progress: bool = True,
+             echo: Callable[[str], None] = print) -> DemoResult:
+    """Run the demo in ``out_dir`` (created; an earlier run's features are reused) and print as it goes."""
+
+    from vad.batch import ScoreConfig, score_videos
+    from vad.evaluate import GroundTruthSource, evaluate_dir
+    from vad.extract import ExtractConfig, extract_videos
+    from vad.io_utils import write_json_atomic
+    from vad.model import ModelConfig
+    from vad.synth import SynthConfig, make_benchmark
+    from vad.train import TrainConfig, train_from_paths
+    from vad.video import SnippetConfig
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+
+    def step(name: str, t0: float) -> None:
+        seconds[name] = round(time.perf_counter() - t0, 2)
+        echo(f"demo: {name} done in {seconds[name]:.1f} s")
+
+    t0 = time.perf_counter()
+    backbone, is_random = choose_backbone(config, out / "weights", echo)
+    seconds["backbone"] = round(time.perf_counter() - t0, 2)
+
+    t0 = time.perf_counter()
+    synth = SynthConfig(videos=config.videos, seed=config.seed,
+                        **({"min_frames": 48, "max_frames": 80} if config.quick else {}))
+    echo(f"demo: [1/5] synthesising {synth.videos} videos -> {out / 'bench'}")
+    bench = make_benchmark(out / "bench", synth, progress=progress)
+    step("synth", t0)
+
+    t0 = time.perf_counter()
+    snippets = SnippetConfig(8, 1) if config.quick else SnippetConfig(16, 2)
+    feats_dir = out / f"features-{_slug(backbone.name)}-{_slug(Path(backbone.pretrained).stem)}"
+    echo(f"demo: [2/5] extracting features with {backbone.name} [{backbone.pretrained}] -> {feats_dir}")
+    ext = extract_videos([bench.root / "videos"], feats_dir, ExtractConfig(backbone=backbone, snippets=snippets),
+                         progress=progress)
+    if ext.failed:
+        raise VadError(f"demo: feature extraction failed for {len(ext.failed)} video(s): "
+                       f"{next(iter(ext.failed.values()))}")
+    step("extract", t0)
+
+    t0 = time.perf_counter()
+    model_dir = out / "model"
+    echo(f"demo: [3/5] training for up to {config.epochs} epochs -> {model_dir}")
+    hidden = 32 if config.quick else 64
+    train = TrainConfig(epochs=config.epochs, seed=config.seed, device=config.device,
+                        **({"batch_size": 4, "num_snippets": 16} if config.quick else {}))
+    result = train_from_paths(feats_dir, model_dir, bench.root, model_config=ModelConfig(hidden=hidden),
+                              config=train, progress=progress)
+    echo(f"demo: best epoch {result.best_epoch}, val {result.val_metric} {result.best_val:.3f}, "
+         f"{result.model.num_parameters():,} parameters")
+    step("train", t0)
+
+    t0 = time.perf_counter()
+    echo("demo: [4/5] evaluating on the held-out test split")
+    device = "cpu" if config.device == "auto" else config.device
+    ev = evaluate_dir(model_dir, feats_dir, split="test", gt_source=GroundTruthSource(benchmark=str(bench.root)),
+                      device=device)
+    table = ev.report.format_table()
+    echo(table)
+    write_json_atomic(model_dir / "eval-test.json", ev.report.to_dict())
+    step("eval", t0)
+
+    t0 = time.perf_counter()
+    test_videos = bench.split("test")
+    video = bench.root / next((v for v in test_videos if v.label), test_videos[0]).file
+    scores_dir = out / "scores"
+    echo(f"demo: [5/5] scoring held-out test video {video.name} -> {scores_dir}")
+    report = score_videos([video], model_dir, scores_dir, ScoreConfig(device=config.device), progress=False)
+    if report.failed:
+        raise VadError(f"demo: scoring failed: {next(iter(report.failed.values()))}")
+    step("score", t0)
+
+    name = video.stem
+    plot, csv_path = scores_dir / f"{name}.png", scores_dir / f"{name}.scores.csv"
+    bb = f"{backbone.name} [{backbone.pretrained}]"
+    echo(f"demo: plot   {plot}\ndemo: scores {csv_path}\ndemo: segments {scores_dir / (name + '.segments.json')}")
+    if is_random:
+        echo("demo: NOTE these numbers come from a RANDOM-initialised backbone; pass --pretrained for real ones")
+    echo(f"demo: total {sum(seconds.values()):.1f} s; serve the model with: vad serve --model {model_dir}")
+    return DemoResult(out, bench.root, feats_dir, model_dir, scores_dir, bb, is_random, ev.report.to_dict(), table,
+                      video, plot, csv_path, seconds)
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[:60]
