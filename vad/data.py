@@ -166,6 +166,24 @@ class FeatureBatch:
         return FeatureBatch(move(self.clip), move(self.node_mask), move(self.frame), move(self.patch),
                             move(self.text))
 
+    def centered(self) -> "FeatureBatch":
+        """Each video's visual features minus that video's mean over its real snippets (text unchanged).
+
+        CLIP features of one scene are nearly parallel (cosine ~0.9); what changes over a video is a small
+        residual. Centering per video turns cosine relationship graphs into correlations of those residuals.
+        """
+        w = self.node_mask.float()
+        denom = w.sum(1).clamp(min=1.0)
+
+        def center(t: Tensor | None) -> Tensor | None:
+            if t is None:
+                return None
+            wt = w.view(*w.shape, *([1] * (t.dim() - 2)))
+            mean = (t * wt).sum(1, keepdim=True) / denom.view(-1, *([1] * (t.dim() - 1)))
+            return (t - mean) * wt
+
+        return FeatureBatch(center(self.clip), self.node_mask, center(self.frame), center(self.patch), self.text)
+
     @property
     def lengths(self) -> Tensor:
         """Real snippets per video, ``(B,)``."""

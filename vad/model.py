@@ -52,6 +52,7 @@ class ModelConfig:
     heads: int = 4  # attention heads
     num_queries: int = 4  # MM-QFormer learnable queries
     dropout: float = 0.1  # dropout in attention, FFN and scorer
+    center: bool = True  # subtract each video's mean feature first (see FeatureBatch.centered); all archs
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -102,7 +103,7 @@ class AnomalyModel(nn.Module):
 
     def forward(self, batch: FeatureBatch) -> AnomalyOutput:
         """Score every snippet of every video in ``batch``."""
-        logits, extras = self.head(batch)
+        logits, extras = self.head(batch.centered() if self.config.center else batch)
         return AnomalyOutput(logits, torch.sigmoid(logits), batch.node_mask, extras)
 
     def fusion_weights(self) -> dict[str, Tensor] | None:
