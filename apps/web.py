@@ -1,0 +1,156 @@
+"""``vad serve``: the Gradio web UI. A thin layer: every result comes from :class:`vad.batch.Scorer`, the same
+library object ``vad score`` uses; this module only lays out components and turns errors into messages.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+from vad.batch import ScoreConfig, ScoredVideo, Scorer, check_upload
+from vad.errors import VadError
+from vad.report import segment_thumbnails
+from vad.segments import SegmentConfig
+
+log = logging.getLogger(__name__)
+CONCURRENCY = 2  # requests worked on at once; scoring itself is serialised by the Scorer (one backbone)
+TABLE_HEADERS = ["#", "start", "end", "seconds", "peak", "mean", "best-matching prompt"]
+
+
+def _ui_errors(fn: Callable) -> Callable:
+    """Show a user error as a red message in the UI; log anything else and show a short message (no crash)."""
+    import gradio as gr
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except VadError as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+        except Exception as exc:  # a bug or an unexpected file: this request fails, the server keeps serving
+            log.exception("request failed")
+            raise gr.Error(f"scoring failed ({type(exc).__name__}: {str(exc)[:200]})", print_exception=False) from exc
+    return wrapper
+
+
+def _views(scorer: Scorer, scored: ScoredVideo, out_dir: Path) -> tuple:
+    """Everything shown for one scored video at its threshold: plot, status, table, gallery, files, summary."""
+    from vad.report import score_figure
+
+    segs = scored.segments
+    paths = scorer.write_outputs(scored, out_dir)
+    rows = [[i + 1, f"{s.start_s:.2f} s", f"{s.end_s:.2f} s", round(s.duration_s, 2), round(s.peak_score, 3),
+             round(s.mean_score, 3), s.prompt or "–"] for i, s in enumerate(segs)]
+    fr = scored.scores.frames
+    status = (f"**{scored.name}** · {len(fr) / scored.scores.fps:.1f} s · max score **{fr.max():.3f}** · "
+              f"**{len(segs)}** abnormal segment(s) at threshold {scored.config.threshold:.2f}"
+              f" · scored in {scored.seconds:.1f} s")
+    summary = {"video": scored.name, "max_score": round(float(fr.max()), 4), "num_frames": int(len(fr)),
+               "fps": scored.scores.fps, "threshold": scored.config.threshold,
+               "segments": [s.to_dict() for s in segs]}
+    return (score_figure(scored.scores, segs, scored.config.threshold), status, rows,
+            segment_thumbnails(scored.path, segs), [str(paths["csv"]), str(paths["json"]), str(paths["png"])],
+            summary)
+
+
+def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_upload_mb: float = 200.0,
+              work_dir: str | os.PathLike | None = None):
+    """The Gradio Blocks app over a loaded :class:`Scorer`."""
+    import gradio as gr
+
+    work = Path(work_dir or tempfile.mkdtemp(prefix="vad-serve-"))
+    work.mkdir(parents=True, exist_ok=True)
+    default = scorer.config.segments
+
+    @_ui_errors
+    def score(video: str | None, threshold: float, progress=gr.Progress()):
+        if not video:
+            raise gr.Error("Upload a video or pick an example first.", print_exception=False)
+        path = check_upload(video, max_upload_mb)
+        progress(0.0, desc="decoding and encoding snippets")
+        cfg = SegmentConfig(threshold, default.min_gap_s, default.min_length_s)
+        scored = scorer.score(path, cfg, progress=lambda done, total: progress(
+            done / max(total, 1), desc=f"scoring: {done}/{total} snippets"))
+        out = Path(tempfile.mkdtemp(prefix="req-", dir=work))
+        return (*_views(scorer, scored, out), {"scored": scored, "out": str(out)})
+
+    @_ui_errors
+    def rethreshold(threshold: float, state: dict | None):
+        if not state:
+            return (gr.skip(),) * 7
+        old: ScoredVideo = state["scored"]
+        cfg = SegmentConfig(threshold, old.config.min_gap_s, old.config.min_length_s)
+        scored = ScoredVideo(old.path, old.scores, scorer.segments(old.scores, cfg), cfg, old.seconds)
+        return (*_views(scorer, scored, Path(state["out"])), {"scored": scored, "out": state["out"]})
+
+    with gr.Blocks(title="vadgraph · video anomaly detection", analytics_enabled=False) as app:
+        gr.Markdown(f"## vadgraph · video anomaly detection\n"
+                    f"Upload a video (≤ {max_upload_mb:.0f} MB) or pick an example, then **Score**. "
+                    f"Model: {scorer.describe()}.")
+        state = gr.State(None)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                video = gr.Video(label="video", sources=["upload"], height=300)
+                if examples:
+                    gr.Examples([[str(e)] for e in examples], inputs=[video], label="examples")
+                threshold = gr.Slider(0.0, 1.0, value=default.threshold, step=0.01, label="threshold",
+                                      info="segments update without re-scoring")
+                run = gr.Button("Score", variant="primary")
+            with gr.Column(scale=3, min_width=420):
+                plot = gr.Plot(label="anomaly score over time")
+                status = gr.Markdown("No video scored yet.")
+                table = gr.Dataframe(headers=TABLE_HEADERS, label="abnormal segments", interactive=False,
+                                     wrap=True)
+        gallery = gr.Gallery(label="top abnormal segments (key frame at the peak)", columns=6, height=220,
+                             object_fit="contain")
+        with gr.Row():
+            files = gr.File(label="downloads: frame scores (CSV), segments (JSON), plot (PNG)",
+                            file_count="multiple", interactive=False)
+            summary = gr.JSON(label="result")
+        fusion = scorer.fusion_figure()
+        with gr.Accordion("What the model relies on: learned LEGO fusion weights", open=fusion is not None):
+            if fusion is not None:
+                gr.Plot(value=fusion, label="fusion matrices A (rows: hops of the first graph, columns: "
+                                             "hops of the second)")
+            else:
+                gr.Markdown("This model has no LEGO fusion (an ablation or baseline).")
+        outputs = [plot, status, table, gallery, files, summary, state]
+        run.click(score, [video, threshold], outputs, api_name="score")
+        threshold.release(rethreshold, [threshold, state], outputs, api_name="threshold",
+                          show_progress="minimal")
+    app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    app.vad_work_dir = work  # where request outputs live (allowed for download)
+    return app
+
+
+def launch(app, host: str = "127.0.0.1", port: int = 7860, max_upload_mb: float = 200.0, block: bool = True,
+           quiet: bool = False):
+    """Start the server; with ``block=False`` return at once (tests, notebooks). Returns ``app``."""
+    app.launch(server_name=host, server_port=port, max_file_size=f"{int(max_upload_mb)}mb", show_error=True,
+               allowed_paths=[str(app.vad_work_dir)], prevent_thread_lock=not block, quiet=quiet,
+               ssr_mode=False, footer_links=["api"])
+    return app
+
+
+def serve(model_dir: str | os.PathLike, config: ScoreConfig = ScoreConfig(), host: str = "127.0.0.1",
+          port: int = 7860, max_upload_mb: float = 200.0, examples: Sequence[str | os.PathLike] | None = None,
+          block: bool = True):
+    """Load the model once and serve the UI (the library call behind ``vad serve``)."""
+    from vad.demo import example_video
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    scorer = Scorer(model_dir, config)
+    work = Path(tempfile.mkdtemp(prefix="vad-serve-"))
+    if examples is None:
+        examples = [example_video(work)]
+        vtest = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+        if vtest.exists():
+            examples.append(vtest)
+    print(f"vad serve: {scorer.describe()}\nvad serve: open http://{host}:{port}")
+    app = build_app(scorer, examples, max_upload_mb, work)
+    return launch(app, host, port, max_upload_mb, block)
