@@ -18,6 +18,7 @@ Shapes: ``B`` videos, ``N`` snippets, ``F`` frames, ``P`` patches, ``K`` prompts
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -27,8 +28,10 @@ from torch import Tensor, nn
 from fusion import LEGOConfig, LEGOGraphEncoder
 from graph4mm import HopDiffusedAttention, HopDiffusedAttentionConfig, MMQFormer, MMQFormerConfig
 from vad.data import FeatureBatch
+from vad.video_features import VideoFeatures
 
 ARCHS = ("vadgraph", "mil_mlp", "mtn_concat")
+VISUAL_LEVELS = ("clip", "frame", "patch")
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,42 @@ class AnomalyModel(nn.Module):
         self.config = config
         heads = {"vadgraph": GraphFusionHead, "mil_mlp": MILMLPHead, "mtn_concat": MTNConcatHead}
         self.head = heads[config.arch](config)
+        # per-level, per-dimension input scale (clip, frame, patch), fitted on training features; saved with weights
+        self.register_buffer("input_scale", torch.ones(len(VISUAL_LEVELS), config.feature_dim))
 
     def forward(self, batch: FeatureBatch) -> AnomalyOutput:
         """Score every snippet of every video in ``batch``."""
-        logits, extras = self.head(batch.centered() if self.config.center else batch)
+        logits, extras = self.head(self.prepare(batch))
         return AnomalyOutput(logits, torch.sigmoid(logits), batch.node_mask, extras)
+
+    def prepare(self, batch: FeatureBatch) -> FeatureBatch:
+        """Centre per video (``config.center``) and divide each visual level by its fitted scale."""
+        batch = batch.centered() if self.config.center else batch
+        scaled = {lvl: None if getattr(batch, lvl) is None else getattr(batch, lvl) / self.input_scale[i]
+                  for i, lvl in enumerate(VISUAL_LEVELS)}
+        return FeatureBatch(scaled["clip"], batch.node_mask, scaled["frame"], scaled["patch"], batch.text)
+
+    @torch.no_grad()
+    def fit_input_scale(self, videos: Sequence[VideoFeatures]) -> None:
+        """Set ``input_scale`` to each level's per-dimension std over ``videos`` (after centring, if on).
+
+        CLIP features of one scene differ by a small residual (std ~0.005 per dimension for a random backbone,
+        larger for real weights); standardising makes the same learning rate work for any backbone.
+        """
+        for i, lvl in enumerate(VISUAL_LEVELS):
+            rows = []
+            for v in videos:
+                x = getattr(v, lvl)
+                if x is None:
+                    continue
+                x = torch.from_numpy(x).float()
+                if self.config.center:
+                    x = x - x.mean(0, keepdim=True)
+                rows.append(x.reshape(-1, x.shape[-1]))
+            if rows:
+                flat = torch.cat(rows)
+                std = flat.std(0) if self.config.center else (flat - flat.mean(0)).std(0)
+                self.input_scale[i] = std.clamp(min=1e-6).to(self.input_scale)
 
     def fusion_weights(self) -> dict[str, Tensor] | None:
         """LEGO's learned A matrices, ``pair name → (P+1, Q+1)``; None for variants without LEGO."""

@@ -133,7 +133,9 @@ def train_model(dataset: Dataset, model_config: ModelConfig, config: TrainConfig
         model_config = ModelConfig(**{**model_config.to_dict(), "levels": [l for l in model_config.levels
                                                                         if l not in missing]})
         dataset.notes.append(f"features have no {', '.join(missing)} level(s): those levels are off")
-    model = AnomalyModel(model_config).to(device)
+    model = AnomalyModel(model_config)
+    model.fit_input_scale([r.features for r in train])
+    model.to(device)
     rng = np.random.default_rng(config.seed)
     # materialise lazy layers with one batch before the optimiser sees the parameters
     warm = collate([train[0].features], levels, text, config.num_snippets).to(device)
