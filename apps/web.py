@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
@@ -14,9 +15,12 @@ from vad.batch import ScoreConfig, ScoredVideo, Scorer, check_upload
 from vad.errors import VadError
 from vad.report import segment_thumbnails
 from vad.segments import SegmentConfig
+from vad.video import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 CONCURRENCY = 2  # requests worked on at once; scoring itself is serialised by the Scorer (one backbone)
+# gradio lays a gallery of one item out as one full-width square: keep thumbnails thumbnail-sized
+CSS = "#segments-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(160px, 200px)) !important; }"
 TABLE_HEADERS = ["#", "start", "end", "seconds", "peak", "mean", "best-matching prompt"]
 
 
@@ -69,6 +73,7 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
 
     @_ui_errors
     def score(video: str | None, threshold: float, progress=gr.Progress()):
+        """Score the uploaded file; the player gets it back (gradio converts it to a browser-playable mp4)."""
         if not video:
             raise gr.Error("Upload a video or pick an example first.", print_exception=False)
         path = check_upload(video, max_upload_mb)
@@ -77,7 +82,7 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
         scored = scorer.score(path, cfg, progress=lambda done, total: progress(
             done / max(total, 1), desc=f"scoring: {done}/{total} snippets"))
         out = Path(tempfile.mkdtemp(prefix="req-", dir=work))
-        return (*_views(scorer, scored, out), {"scored": scored, "out": str(out)})
+        return (str(path), *_views(scorer, scored, out), {"scored": scored, "out": str(out)})
 
     @_ui_errors
     def rethreshold(threshold: float, state: dict | None):
@@ -94,20 +99,24 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
                     f"Model: {scorer.describe()}.")
         state = gr.State(None)
         with gr.Row(equal_height=False):
-            with gr.Column(scale=2, min_width=320):
-                video = gr.Video(label="video", sources=["upload"], height=300)
+            with gr.Column(scale=1, min_width=260):
+                upload = gr.File(label="video file", file_count="single", height=140,
+                                 file_types=list(VIDEO_EXTENSIONS))
                 if examples:
-                    gr.Examples([[str(e)] for e in examples], inputs=[video], label="examples")
+                    gr.Examples([[str(e)] for e in examples], inputs=[upload], label="examples")
                 threshold = gr.Slider(0.0, 1.0, value=default.threshold, step=0.01, label="threshold",
                                       info="segments update without re-scoring")
                 run = gr.Button("Score", variant="primary")
-            with gr.Column(scale=3, min_width=420):
-                plot = gr.Plot(label="anomaly score over time")
+            with gr.Column(scale=4, min_width=600):
+                with gr.Row(equal_height=True):
+                    player = gr.Video(label="video", interactive=False, height=300, scale=2)
+                    plot = gr.Plot(label="anomaly score over time", scale=3)
                 status = gr.Markdown("No video scored yet.")
                 table = gr.Dataframe(headers=TABLE_HEADERS, label="abnormal segments", interactive=False,
                                      wrap=True)
-        gallery = gr.Gallery(label="top abnormal segments (key frame at the peak)", columns=6, height=220,
-                             object_fit="contain")
+        gallery = gr.Gallery(label="top abnormal segments (key frame at the peak)", columns=6, rows=1, height=230,
+                             object_fit="contain", preview=False, allow_preview=True,
+                             elem_id="segments-gallery")
         with gr.Row():
             files = gr.File(label="downloads: frame scores (CSV), segments (JSON), plot (PNG)",
                             file_count="multiple", interactive=False)
@@ -115,12 +124,13 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
         fusion = scorer.fusion_figure()
         with gr.Accordion("What the model relies on: learned LEGO fusion weights", open=fusion is not None):
             if fusion is not None:
-                gr.Plot(value=fusion, label="fusion matrices A (rows: hops of the first graph, columns: "
-                                             "hops of the second)")
+                gr.Markdown("One matrix A per pair of feature graphs: cell (p, q) weighs the p-hop relations of "
+                            "the first graph times the q-hop relations of the second (LEGO fusion).")
+                gr.Plot(value=fusion, show_label=False)
             else:
                 gr.Markdown("This model has no LEGO fusion (an ablation or baseline).")
         outputs = [plot, status, table, gallery, files, summary, state]
-        run.click(score, [video, threshold], outputs, api_name="score")
+        run.click(score, [upload, threshold], [player, *outputs], api_name="score")
         threshold.release(rethreshold, [threshold, state], outputs, api_name="threshold",
                           show_progress="minimal")
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
@@ -132,7 +142,7 @@ def launch(app, host: str = "127.0.0.1", port: int = 7860, max_upload_mb: float 
            quiet: bool = False):
     """Start the server; with ``block=False`` return at once (tests, notebooks). Returns ``app``."""
     app.launch(server_name=host, server_port=port, max_file_size=f"{int(max_upload_mb)}mb", show_error=True,
-               allowed_paths=[str(app.vad_work_dir)], prevent_thread_lock=not block, quiet=quiet,
+               allowed_paths=[str(app.vad_work_dir)], prevent_thread_lock=not block, quiet=quiet, css=CSS,
                ssr_mode=False, footer_links=["api"])
     return app
 
@@ -148,9 +158,11 @@ def serve(model_dir: str | os.PathLike, config: ScoreConfig = ScoreConfig(), hos
     work = Path(tempfile.mkdtemp(prefix="vad-serve-"))
     if examples is None:
         examples = [example_video(work)]
-        vtest = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+        vtest = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")  # real street footage, if installed
         if vtest.exists():
             examples.append(vtest)
+    # gradio serves (and converts for the player) only files under allowed directories: copy examples in
+    examples = [e if Path(e).resolve().is_relative_to(work.resolve()) else shutil.copy(e, work) for e in examples]
     print(f"vad serve: {scorer.describe()}\nvad serve: open http://{host}:{port}")
     app = build_app(scorer, examples, max_upload_mb, work)
     return launch(app, host, port, max_upload_mb, block)

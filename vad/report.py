@@ -118,8 +118,6 @@ def fusion_figure(weights: dict[str, "np.ndarray"] | None):
             ax.text(q, p, f"{v:.2f}", ha="center", va="center", fontsize=8,
                     color="white" if abs(v) > 0.6 * vmax else "black")
     fig.colorbar(image, ax=fig.axes, shrink=0.8, label="A[p, q]")
-    fig.suptitle("LEGO fusion weights: which hop orders of which feature graphs the model relies on",
-                 fontsize=10)
     return fig
 
 
