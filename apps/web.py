@@ -8,8 +8,8 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from vad.batch import ScoreConfig, ScoredVideo, Scorer, check_upload
 from vad.errors import VadError
@@ -54,7 +54,7 @@ def _views(scorer: Scorer, scored: ScoredVideo, out_dir: Path) -> tuple:
     status = (f"**{scored.name}** · {len(fr) / scored.scores.fps:.1f} s · max score **{fr.max():.3f}** · "
               f"**{len(segs)}** abnormal segment(s) at threshold {scored.config.threshold:.2f}"
               f" · scored in {scored.seconds:.1f} s")
-    summary = {"video": scored.name, "max_score": round(float(fr.max()), 4), "num_frames": int(len(fr)),
+    summary = {"video": scored.name, "max_score": round(float(fr.max()), 4), "num_frames": len(fr),
                "fps": scored.scores.fps, "threshold": scored.config.threshold,
                "segments": [s.to_dict() for s in segs]}
     return (score_figure(scored.scores, segs, scored.config.threshold), status, rows,
@@ -72,7 +72,7 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
     default = scorer.config.segments
 
     @_ui_errors
-    def score(video: str | None, threshold: float, progress=gr.Progress()):
+    def score(video: str | None, threshold: float, progress=gr.Progress()):  # noqa: B008 (gradio's idiom)
         """Score the uploaded file; the player gets it back (gradio converts it to a browser-playable mp4)."""
         if not video:
             raise gr.Error("Upload a video or pick an example first.", print_exception=False)
@@ -147,14 +147,14 @@ def launch(app, host: str = "127.0.0.1", port: int = 7860, max_upload_mb: float 
     return app
 
 
-def serve(model_dir: str | os.PathLike, config: ScoreConfig = ScoreConfig(), host: str = "127.0.0.1",
+def serve(model_dir: str | os.PathLike, config: ScoreConfig | None = None, host: str = "127.0.0.1",
           port: int = 7860, max_upload_mb: float = 200.0, examples: Sequence[str | os.PathLike] | None = None,
           block: bool = True):
     """Load the model once and serve the UI (the library call behind ``vad serve``)."""
     from vad.demo import example_video
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    scorer = Scorer(model_dir, config)
+    scorer = Scorer(model_dir, config or ScoreConfig())
     work = Path(tempfile.mkdtemp(prefix="vad-serve-"))
     if examples is None:
         examples = [example_video(work)]

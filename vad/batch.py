@@ -13,16 +13,24 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from tqdm.auto import tqdm
 
 from vad.checkpoint import LoadedModel, load_checkpoint
 from vad.errors import VadError, VideoError, WeightsError
-from vad.report import (fusion_figure, read_summary, save_figure, score_figure, segments_document,
-                        write_scores_csv, write_segments_json, write_summary)
+from vad.report import (
+    fusion_figure,
+    read_summary,
+    save_figure,
+    score_figure,
+    segments_document,
+    write_scores_csv,
+    write_segments_json,
+    write_summary,
+)
 from vad.scoring import VideoScores, score_features
 from vad.segments import Segment, SegmentConfig, find_segments
 from vad.video import VIDEO_EXTENSIONS, find_videos
@@ -241,8 +249,8 @@ def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLi
             report.skipped.append(name)
             continue
         try:
-            scored = scorer.score(video, progress=lambda done, total: bar.set_postfix_str(
-                f"{name[:24]} {done}/{total} snippets"))
+            scored = scorer.score(video, progress=lambda done, total, label=name[:24]: bar.set_postfix_str(
+                f"{label} {done}/{total} snippets"))
             scorer.write_outputs(scored, out)
         except (VadError, RuntimeError, OSError, ValueError) as exc:  # decoder errors are not all VadErrors
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

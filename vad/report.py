@@ -10,8 +10,8 @@ import csv
 import io
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -44,7 +44,7 @@ def segments_document(scores: VideoScores, segments: Sequence[Segment], config: 
     """The content of ``NAME.segments.json``: the video, the settings and each segment."""
     return {
         "video": scores.name, "path": str(video_path), "model": str(model),
-        "fps": scores.fps, "num_frames": int(len(scores.frames)), "snippet_len": scores.snippet_len,
+        "fps": scores.fps, "num_frames": len(scores.frames), "snippet_len": scores.snippet_len,
         "duration_s": round(len(scores.frames) / scores.fps, 3) if scores.fps > 0 else None,
         "threshold": config.threshold, "min_gap_s": config.min_gap_s, "min_length_s": config.min_length_s,
         "max_score": round(float(scores.frames.max()), 4),
@@ -89,7 +89,7 @@ def save_figure(path: str | os.PathLike, fig) -> Path:
     return Path(path)
 
 
-def fusion_figure(weights: dict[str, "np.ndarray"] | None):
+def fusion_figure(weights: dict[str, np.ndarray] | None):
     """The learned LEGO fusion matrices A, one heatmap per pair of graphs, or None for variants without LEGO.
 
     ``weights``: pair name (``"clip*frame"``) → ``(P+1, Q+1)``; cell (p, q) weighs ``R_a^p ⊙ R_b^q``.

@@ -5,8 +5,8 @@ Pure functions over numpy arrays; frame ranges are half-open, ``[start, end)``, 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -30,7 +30,7 @@ class SegmentConfig:
     def frames(self, fps: float) -> tuple[int, int]:
         """``(min_gap, min_length)`` in frames at ``fps`` (at least 1 frame of length)."""
         fps = fps if fps > 0 else 1.0
-        return int(round(self.min_gap_s * fps)), max(1, int(round(self.min_length_s * fps)))
+        return round(self.min_gap_s * fps), max(1, round(self.min_length_s * fps))
 
 
 @dataclass(frozen=True)

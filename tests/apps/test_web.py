@@ -19,8 +19,8 @@ import pytest
 from tests.conftest import write_video
 
 pytest.importorskip("gradio")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -67,7 +67,7 @@ def _write(path: Path, text: str) -> Path:
 
 def test_upload_scores_and_threshold_rethresholds(server, videos):
     client = Client(server["url"], verbose=False)
-    player, plot, status, table, gallery, files, summary = client.predict(handle_file(str(videos["good"])), 0.3,
+    player, plot, status, table, _gallery, files, summary = client.predict(handle_file(str(videos["good"])), 0.3,
                                                                   api_name="/score")
     assert summary["video"] == "street" and summary["num_frames"] == 40
     assert Path(player if isinstance(player, str) else player["video"]).suffix == ".mp4"  # converted for the browser's player (mp4v is not playable)
@@ -177,16 +177,14 @@ class _CDP:
 def _start_chromium(profile: Path) -> _CDP:
     to_r, to_w = os.pipe()
     from_r, from_w = os.pipe()
-
-    def wire_fds() -> None:  # in the child: the pipe ends chromium expects on fds 3 and 4
-        os.dup2(to_r, 3)
-        os.dup2(from_w, 4)
-
+    # chromium reads commands on fd 3 and writes replies on fd 4: bash wires the pipe ends there, then execs
+    # (bash, not sh: dash cannot duplicate descriptors above 9)
+    wire = f'exec "$@" 3<&{to_r} 4>&{from_w} {to_r}<&- {from_w}>&-'
     proc = subprocess.Popen(
-        [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        ["/bin/bash", "-c", wire, "bash", str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={profile}", "--remote-debugging-pipe", "--window-size=1400,1300", "about:blank"],
-        preexec_fn=wire_fds, close_fds=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pass_fds=(to_r, from_w), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     os.close(to_r)
     os.close(from_w)
     return _CDP(proc, to_w, from_r)

@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 
 from vad.errors import VadError
-from vad.segments import (SegmentConfig, drop_short, find_segments, merge_runs, runs_above,
-                          segment_prompt)
+from vad.segments import SegmentConfig, drop_short, find_segments, merge_runs, runs_above, segment_prompt
 
 
 def test_runs_above_edges():
