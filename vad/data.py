@@ -167,20 +167,21 @@ class FeatureBatch:
                             move(self.text))
 
     def centered(self) -> "FeatureBatch":
-        """Each video's visual features minus that video's mean over its real snippets (text unchanged).
+        """Each video's visual features minus that video's per-dimension median over its real snippets.
 
         CLIP features of one scene are nearly parallel (cosine ~0.9); what changes over a video is a small
-        residual. Centering per video turns cosine relationship graphs into correlations of those residuals.
+        residual. The median (not the mean) is the video's usual state whenever anomalies cover under half of
+        it, so normal snippets sit near 0 and abnormal ones away from it. (With the mean, an abnormal video's
+        normal snippets are pushed opposite to its anomaly, and MIL can learn that inverted cue.)
         """
-        w = self.node_mask.float()
-        denom = w.sum(1).clamp(min=1.0)
+        m = self.node_mask
 
         def center(t: Tensor | None) -> Tensor | None:
             if t is None:
                 return None
-            wt = w.view(*w.shape, *([1] * (t.dim() - 2)))
-            mean = (t * wt).sum(1, keepdim=True) / denom.view(-1, *([1] * (t.dim() - 1)))
-            return (t - mean) * wt
+            wt = m.view(*m.shape, *([1] * (t.dim() - 2)))
+            median = t.masked_fill(~wt, float("nan")).nanmedian(dim=1, keepdim=True).values
+            return (t - median.nan_to_num(0.0)) * wt
 
         return FeatureBatch(center(self.clip), self.node_mask, center(self.frame), center(self.patch), self.text)
 

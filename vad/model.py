@@ -46,6 +46,7 @@ class ModelConfig:
     attention: str = "hop"  # hop | plain (dense self-attention, no structure) | none
     qformer: bool = True  # MM-QFormer cross-modal tokens read by every snippet
     lego_powers: int = 2  # P = Q: highest graph power in LEGO fusion
+    pair_sampling: bool = False  # LEGO paper: one random graph pair per training step (eval: mean of pairs)
     top_k: int = 8  # neighbours per snippet taken from the fused graph G
     temporal_edges: int = 2  # plus edges to the c previous and c next snippets (temporal chain)
     window: int = 256  # LEGO windowed mode above this many snippets (linear cost for long videos)
@@ -55,7 +56,7 @@ class ModelConfig:
     heads: int = 4  # attention heads
     num_queries: int = 4  # MM-QFormer learnable queries
     dropout: float = 0.1  # dropout in attention, FFN and scorer
-    center: bool = True  # subtract each video's mean feature first (see FeatureBatch.centered); all archs
+    center: bool = True  # subtract each video's median feature first (see FeatureBatch.centered); all archs
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -133,7 +134,7 @@ class AnomalyModel(nn.Module):
                     continue
                 x = torch.from_numpy(x).float()
                 if self.config.center:
-                    x = x - x.mean(0, keepdim=True)
+                    x = x - x.median(0, keepdim=True).values
                 rows.append(x.reshape(-1, x.shape[-1]))
             if rows:
                 flat = torch.cat(rows)
@@ -222,11 +223,11 @@ class GraphFusionHead(nn.Module):
         if config.fusion == "lego":
             self.lego = LEGOGraphEncoder(LEGOConfig(
                 levels=config.levels, in_dim=d, out_dim=h, P=config.lego_powers, Q=config.lego_powers,
-                top_k=config.top_k, window_size=config.window, window_overlap=config.window_overlap))
+                top_k=config.top_k, window_size=config.window, window_overlap=config.window_overlap,
+                train_pair_sampling=config.pair_sampling))
             self.node_proj = nn.Linear(d, h)
         else:
             self.node_proj = nn.LazyLinear(h)  # width of the concatenation depends on K prompts
-        self.node_norm = nn.LayerNorm(h)
         self.attention: nn.Module | None = None
         if config.attention == "hop":
             self.attention = HopDiffusedAttention(HopDiffusedAttentionConfig(
@@ -241,8 +242,19 @@ class GraphFusionHead(nn.Module):
                                                      dropout=config.dropout))
             self.read_q = nn.Linear(h, h, bias=False)
             self.read_k = nn.Linear(h, h, bias=False)
-        width = 2 * h if config.qformer else h
-        self.scorer = nn.Sequential(nn.Linear(width, h), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(h, 1))
+        self.scorer = nn.Sequential(nn.Linear(h, h), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(h, 1))
+        context = (int(config.attention != "none") + int(config.qformer)) * h
+        self.context_scorer: nn.Sequential | None = None
+        if context:
+            self.context_scorer = nn.Sequential(nn.Linear(context, h), nn.GELU(), nn.Dropout(config.dropout),
+                                                nn.Linear(h, 1))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Zero the context scorer's output layer: training starts from the per-snippet score (see forward)."""
+        if self.context_scorer is not None:
+            nn.init.zeros_(self.context_scorer[-1].weight)
+            nn.init.zeros_(self.context_scorer[-1].bias)
 
     def forward(self, batch: FeatureBatch) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, mask = self.config, batch.node_mask
@@ -255,7 +267,7 @@ class GraphFusionHead(nn.Module):
         else:
             h = self.node_proj(concat_level_features(batch, cfg.levels))
             graph_nb = graph_mask = None
-        h = self.node_norm(h)  # shape = [B, N, H]
+        own = h  # shape = [B, N, H]; un-normalised, so the size of a snippet's deviation reaches the scorer
         if isinstance(self.attention, HopDiffusedAttention):
             nb, nb_mask = temporal_neighbors(mask, cfg.temporal_edges)
             if graph_nb is not None:
@@ -263,14 +275,18 @@ class GraphFusionHead(nn.Module):
             h = self.attention(h, neighbors=nb, neighbor_mask=nb_mask, node_mask=mask)
         elif self.attention is not None:
             h = self.attention(h, src_key_padding_mask=~mask)
+        parts = [h] if self.attention is not None else []
         if self.qformer is not None:
             text = batch.text[None].expand(h.shape[0], -1, -1)
             out = self.qformer(h, text, visual_mask=mask)
             tokens = out.query_tokens  # shape = [B, Q, H]
             att = torch.softmax(self.read_q(h) @ self.read_k(tokens).transpose(1, 2) / math.sqrt(h.shape[-1]), -1)
-            h = torch.cat([h, att @ tokens], dim=-1)  # each snippet reads the cross-modal tokens
+            parts.append(att @ tokens)  # each snippet reads the cross-modal tokens
             extras["cross_attention"] = out.cross_attention
-        return self.scorer(h).squeeze(-1).masked_fill(~mask, 0.0), extras
+        logits = self.scorer(own).squeeze(-1)
+        if self.context_scorer is not None:  # context (attention, cross-modal tokens) adds to the own score
+            logits = logits + self.context_scorer(torch.cat(parts, dim=-1)).squeeze(-1)
+        return logits.masked_fill(~mask, 0.0), extras
 
 
 class MILMLPHead(nn.Module):
