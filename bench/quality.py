@@ -22,16 +22,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vad.backbone import TINY_MODEL, BackboneConfig, save_random_checkpoint  # noqa: E402
-from vad.checkpoint import LoadedModel  # noqa: E402
-from vad.data import load_dataset  # noqa: E402
-from vad.evaluate import GroundTruthSource, evaluate_model  # noqa: E402
-from vad.extract import ExtractConfig, extract_videos  # noqa: E402
-from vad.groundtruth import read_synth_gt  # noqa: E402
-from vad.model import ModelConfig  # noqa: E402
-from vad.synth import SynthConfig, make_benchmark  # noqa: E402
-from vad.train import TrainConfig, train_model  # noqa: E402
-from vad.video import SnippetConfig  # noqa: E402
+from vad.backbone import TINY_MODEL, BackboneConfig, save_random_checkpoint
+from vad.checkpoint import LoadedModel
+from vad.data import load_dataset
+from vad.evaluate import GroundTruthSource, evaluate_model
+from vad.extract import ExtractConfig, extract_videos
+from vad.groundtruth import read_synth_gt
+from vad.model import ModelConfig
+from vad.synth import SynthConfig, make_benchmark
+from vad.train import TrainConfig, train_model
+from vad.video import SnippetConfig
 
 VARIANTS: dict[str, dict] = {
     "full (LEGO + hop attention + MM-QFormer)": {},

@@ -31,6 +31,7 @@ from vad.report import (
     write_segments_json,
     write_summary,
 )
+from vad.run_report import RunReport
 from vad.scoring import VideoScores, score_features
 from vad.segments import Segment, SegmentConfig, find_segments
 from vad.video import VIDEO_EXTENSIONS, find_videos
@@ -67,24 +68,13 @@ class ScoredVideo:
         return self.scores.name
 
 
-@dataclass
-class ScoreReport:
+class ScoreReport(RunReport):
     """Outcome of a :func:`score_videos` run."""
-
-    out_dir: Path
-    written: list[str] = field(default_factory=list)  # names scored in this run
-    skipped: list[str] = field(default_factory=list)  # names already done (resume)
-    failed: dict[str, str] = field(default_factory=dict)  # input path → one-line reason
 
     @property
     def summary_path(self) -> Path:
         """``OUT/summary.csv``."""
         return self.out_dir / "summary.csv"
-
-    @property
-    def exit_code(self) -> int:
-        """0 if every input succeeded, 1 if some failed."""
-        return 1 if self.failed else 0
 
 
 def output_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -160,13 +160,13 @@ class FeatureBatch:
     patch: Tensor | None = None
     text: Tensor | None = None
 
-    def to(self, device: torch.device | str) -> "FeatureBatch":
+    def to(self, device: torch.device | str) -> FeatureBatch:
         """The batch on ``device`` (non-blocking: pin the batch first on CUDA)."""
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)
         return FeatureBatch(move(self.clip), move(self.node_mask), move(self.frame), move(self.patch),
                             move(self.text))
 
-    def centered(self) -> "FeatureBatch":
+    def centered(self) -> FeatureBatch:
         """Each video's visual features minus that video's per-dimension median over its real snippets.
 
         CLIP features of one scene are nearly parallel (cosine ~0.9); what changes over a video is a small

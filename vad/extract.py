@@ -10,9 +10,9 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from vad.backbone import Backbone, BackboneConfig, load_backbone
 from vad.errors import FeatureError, VadError
 from vad.io_utils import write_json_atomic
+from vad.run_report import RunReport
 from vad.video import SnippetConfig, find_videos, iter_snippet_frames, open_video, plan_snippets
 from vad.video_features import TextFeatures, VideoFeatures, VideoMeta
 
@@ -119,7 +120,7 @@ def _prefetched(batches: Iterator, depth: int) -> Iterator:
                     return
                 q.put(item)
             q.put(done)
-        except BaseException as exc:  # handed to the consumer, raised there
+        except BaseException as exc:  # noqa: BLE001 -- handed to the consumer, raised there
             q.put(exc)
 
     worker = threading.Thread(target=produce, daemon=True, name="vad-decode")
@@ -141,19 +142,8 @@ def _prefetched(batches: Iterator, depth: int) -> Iterator:
                 worker.join(timeout=0.05)
 
 
-@dataclass
-class ExtractReport:
+class ExtractReport(RunReport):
     """Outcome of an ``extract_videos`` run."""
-
-    out_dir: Path
-    written: list[str] = field(default_factory=list)  # names extracted in this run
-    skipped: list[str] = field(default_factory=list)  # names already done (resume)
-    failed: dict[str, str] = field(default_factory=dict)  # input path → one-line reason
-
-    @property
-    def exit_code(self) -> int:
-        """0 if every input succeeded, 1 if some failed (the CLI's contract)."""
-        return 1 if self.failed else 0
 
 
 def feature_path(out_dir: str | os.PathLike, name: str) -> Path:

@@ -5,8 +5,9 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -43,9 +44,8 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
 
 def save_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     """Save arrays to an ``.npz`` atomically (numpy would otherwise leave a half-written file on a crash)."""
-    with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def _json_default(obj: Any) -> Any:

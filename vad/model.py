@@ -66,7 +66,7 @@ class ModelConfig:
         object.__setattr__(self, "levels", tuple(self.levels))
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
+    def from_dict(cls, data: dict) -> ModelConfig:
         """Inverse of ``asdict`` (unknown keys are an error: a checkpoint from another version says so)."""
         names = {f.name for f in fields(cls)}
         unknown = set(data) - names

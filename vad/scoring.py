@@ -1,8 +1,8 @@
 """Per-video scoring: features → snippet scores → frame scores, plus the prompt each snippet matches best."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -9,14 +9,13 @@ looked at. Early stopping after ``patience`` epochs without improvement.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch

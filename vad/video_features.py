@@ -94,7 +94,7 @@ class VideoFeatures:
         save_npz_atomic(path, **arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "VideoFeatures":
+    def load(cls, path: str | os.PathLike) -> VideoFeatures:
         """Read a file written by :meth:`save`; a clear ``FeatureError`` for anything else."""
         path = Path(path)
         if not path.is_file():
@@ -135,7 +135,7 @@ class TextFeatures:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "TextFeatures":
+    def load(cls, path: str | os.PathLike) -> TextFeatures:
         """Read a file written by :meth:`save`."""
         try:
             with np.load(path, allow_pickle=False) as data:
