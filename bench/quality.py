@@ -38,6 +38,8 @@ VARIANTS: dict[str, dict] = {
     "ablation: concat fusion instead of LEGO": {"fusion": "concat"},
     "ablation: plain attention instead of hop": {"attention": "plain"},
     "ablation: no MM-QFormer": {"qformer": False},
+    "LEGO + scorer (no attention, no MM-QFormer)": {"attention": "none", "qformer": False},
+    "concat + scorer (no attention, no MM-QFormer)": {"fusion": "concat", "attention": "none", "qformer": False},
     "baseline: MIL-MLP (Sultani)": {"arch": "mil_mlp"},
     "baseline: concat + MTN temporal head": {"arch": "mtn_concat"},
 }
