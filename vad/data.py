@@ -203,15 +203,25 @@ def resample(x: np.ndarray, length: int) -> np.ndarray:
 
 
 def collate(videos: Sequence[VideoFeatures], levels: Sequence[str], text: np.ndarray | None,
-            length: int | None = None) -> FeatureBatch:
-    """Stack videos into a :class:`FeatureBatch`, padding to the longest (or resampling to ``length``)."""
+            length: int | None = None, pad_short: bool = False) -> FeatureBatch:
+    """Stack videos into a :class:`FeatureBatch`.
+
+    ``length=None`` pads to the longest video. ``length=T`` resamples every video to T snippets (the MIL
+    protocol); with ``pad_short`` only longer videos are average-pooled down to T and shorter ones are padded,
+    so a short video's snippets are never duplicated (duplicates would fake temporal neighbours in training).
+    """
+    def target(v: VideoFeatures) -> int:
+        if length is None:
+            return v.num_snippets
+        return min(length, v.num_snippets) if pad_short else length
+
     def level(v: VideoFeatures, name: str) -> np.ndarray:
         arr = getattr(v, name)
         if arr is None:
             raise FeatureError(f"{v.meta.name}: has no {name}-level features (levels: {', '.join(v.levels())})")
-        return resample(arr, length) if length else arr
+        return resample(arr, target(v))
 
-    n = length or max(v.num_snippets for v in videos)
+    n = max(target(v) for v in videos)
     mask = torch.zeros(len(videos), n, dtype=torch.bool)
     tensors: dict[str, Tensor] = {}
     for name in ["clip", *[lvl for lvl in levels if lvl != "clip"]]:
@@ -219,6 +229,6 @@ def collate(videos: Sequence[VideoFeatures], levels: Sequence[str], text: np.nda
         padded = [F.pad(r, (0, 0) * (r.dim() - 1) + (0, n - r.shape[0])) for r in rows]
         tensors[name] = torch.stack(padded)
     for i, v in enumerate(videos):
-        mask[i, : (length or v.num_snippets)] = True
+        mask[i, : target(v)] = True
     return FeatureBatch(tensors["clip"], mask, tensors.get("frame"), tensors.get("patch"),
                         None if text is None else torch.as_tensor(text, dtype=torch.float32))

@@ -38,7 +38,7 @@ class TrainConfig:
 
     epochs: int = 30  # upper bound; early stopping usually ends sooner
     batch_size: int = 16  # videos per step: half normal, half abnormal
-    num_snippets: int = 64  # training videos are resampled to this many snippets
+    num_snippets: int = 64  # longer training videos are average-pooled to this many snippets, shorter padded
     lr: float = 5e-4  # AdamW learning rate
     weight_decay: float = 1e-3  # AdamW weight decay
     smooth_weight: float = 8e-4  # RTFM temporal smoothness on abnormal videos
@@ -61,16 +61,26 @@ class TrainResult:
     seconds_per_epoch: float = 0.0
 
 
-def mil_loss(scores: torch.Tensor, labels: torch.Tensor, config: TrainConfig) -> torch.Tensor:
-    """Top-k MIL BCE + smoothness + sparsity. ``scores (B, N)`` in [0, 1] (no padding), ``labels (B,)``."""
-    n = scores.shape[1]
-    k = n // 16 + 1
-    video = scores.topk(k, dim=1).values.mean(1)
+def mil_loss(scores: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
+             node_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Top-k MIL BCE + smoothness + sparsity.
+
+    ``scores (B, N)`` in [0, 1], ``labels (B,)``, ``node_mask (B, N)`` (None: no padding). A video's score is
+    the mean of its top-k real snippets, k = n // 16 + 1 for a video of n real snippets.
+    """
+    b, n = scores.shape
+    mask = torch.ones_like(scores, dtype=torch.bool) if node_mask is None else node_mask
+    lengths = mask.sum(1)
+    k = (lengths // 16 + 1).clamp(max=lengths.clamp(min=1))  # shape = [B]
+    ranked = scores.masked_fill(~mask, -1.0).sort(dim=1, descending=True).values
+    take = torch.arange(n, device=scores.device)[None, :] < k[:, None]
+    video = (ranked.clamp(min=0) * take).sum(1) / k
     loss = torch.nn.functional.binary_cross_entropy(video.clamp(1e-6, 1 - 1e-6), labels.float())
     abnormal = labels.bool()
     if abnormal.any():
-        s = scores[abnormal]
-        loss = loss + config.smooth_weight * (s[:, 1:] - s[:, :-1]).pow(2).sum(1).mean()
+        s, m = scores[abnormal] * mask[abnormal], mask[abnormal]
+        pair = (m[:, 1:] & m[:, :-1]).float()
+        loss = loss + config.smooth_weight * ((s[:, 1:] - s[:, :-1]).pow(2) * pair).sum(1).mean()
         loss = loss + config.sparsity_weight * s.sum(1).mean()
     return loss
 
@@ -150,9 +160,10 @@ def train_model(dataset: Dataset, model_config: ModelConfig, config: TrainConfig
         model.train()
         losses = []
         for idx in paired_batches(train, config.batch_size, rng):
-            batch = collate([train[i].features for i in idx], levels, text, config.num_snippets).to(device)
+            batch = collate([train[i].features for i in idx], levels, text, config.num_snippets,
+                            pad_short=True).to(device)
             labels = torch.tensor([train[i].label for i in idx], device=device)
-            loss = mil_loss(model(batch).scores, labels, config)
+            loss = mil_loss(model(batch).scores, labels, config, batch.node_mask)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -93,3 +93,12 @@ def test_collate_pads_and_masks():
     assert batch.clip.shape == (2, 5, D) and batch.frame.shape == (2, 5, F, D)
     assert batch.node_mask.sum(1).tolist() == [3, 5]
     assert batch.clip[0, 3:].abs().sum() == 0
+
+
+def test_collate_pad_short_pools_long_and_pads_short():
+    vids = [VideoFeatures(np.arange(n * D, dtype=np.float32).reshape(n, D), VideoMeta(name=f"v{n}"))
+            for n in (3, 10)]
+    batch = collate(vids, ("clip",), None, length=5, pad_short=True)
+    assert batch.clip.shape == (2, 5, D)
+    assert batch.node_mask.sum(1).tolist() == [3, 5]  # short video kept as is, never duplicated
+    assert torch.equal(batch.clip[0, :3], torch.from_numpy(vids[0].clip))

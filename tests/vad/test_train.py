@@ -167,3 +167,15 @@ def test_load_dataset_needs_labels_for_vadgraph_features(tmp_path):
     (tmp_path / "labels.csv").write_text("name,label\na,maybe\n")
     with pytest.raises(VadError, match="label must be 0 or 1"):
         load_dataset(tmp_path, tmp_path / "labels.csv")
+
+
+def test_mil_loss_ignores_padding():
+    labels = torch.tensor([0, 1])
+    scores = torch.tensor([[0.1, 0.2, 0.3, 0.0], [0.1, 0.9, 0.2, 0.0]])
+    mask = torch.tensor([[True, True, True, False], [True, True, True, False]])
+    padded = mil_loss(scores, labels, FAST, mask)
+    trimmed = mil_loss(scores[:, :3], labels, FAST)
+    assert torch.allclose(padded, trimmed)
+    junk = scores.clone()
+    junk[:, 3] = 1.0  # a high score on padding must not be picked by top-k
+    assert torch.allclose(mil_loss(junk, labels, FAST, mask), padded)
