@@ -182,15 +182,8 @@ def concat_level_features(batch: FeatureBatch, levels: tuple[str, ...]) -> Tenso
     return torch.cat(parts, dim=-1)
 
 
-def concat_width(config: ModelConfig, num_prompts: int) -> int:
-    """Width of :func:`concat_level_features` for ``config``."""
-    d = config.feature_dim
-    return d * (1 + sum(lvl in config.levels for lvl in ("frame", "patch"))) + (num_prompts if "text" in
-                                                                                   config.levels else 0)
-
-
 def text_affinity(x: Tensor, text: Tensor | None) -> Tensor:
-    """Cosine similarity of each snippet to each prompt, ``(B, N, D) x (K, D) → (B, N, K)`` (zeros if no text)."""
+    """Cosine similarity of each snippet to each prompt, ``(B, N, D) x (K, D) → (B, N, K)``."""
     if text is None:
         raise ValueError("the 'text' level needs prompt embeddings (batch.text)")
     return F.normalize(x, dim=-1) @ F.normalize(text, dim=-1).T
@@ -212,8 +205,6 @@ def temporal_neighbors(node_mask: Tensor, reach: int) -> tuple[Tensor, Tensor]:
 
 class GraphFusionHead(nn.Module):
     """The vadgraph head (see the module docstring); returns ``(logits (B, N), extras)``."""
-
-    NUM_PROMPTS_DEFAULT = 14
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
