@@ -5,12 +5,17 @@ variant trains, saves, loads and evaluates through the same code:
 
 * ``arch="vadgraph"`` (the product): LEGO graph fusion over the clip / frame / patch / text relationship graphs,
   Graph4MM hop-diffused attention over G's top-k neighbours plus temporal-chain edges, MM-QFormer cross-modal
-  query tokens (visual nodes + prompt embeddings) that every snippet reads back, an MLP scorer.
+  query tokens (visual nodes + prompt embeddings) that every snippet reads back. The logit is a score of the
+  snippet's own (LEGO-propagated) representation plus a context score of the attention / MM-QFormer outputs
+  whose last layer starts at zero, so training starts from the per-snippet model.
   Ablations: ``fusion="concat"`` (concatenated level features, temporal edges only), ``attention="plain"``
   (dense self-attention without structure) or ``"none"``, ``qformer=False``.
 * ``arch="mil_mlp"``: Sultani et al.'s MIL ranking MLP on clip-level features.
 * ``arch="mtn_concat"``: feature-concatenation fusion with RTFM's multi-scale temporal network (dilated
   convolutions + non-local block): the feature-space fusion the LEGO paper compares with.
+
+Every variant first centres each video on its median feature and divides each level by a per-dimension
+scale fitted on the training videos (``fit_input_scale``; stored with the weights).
 
 Shapes: ``B`` videos, ``N`` snippets, ``F`` frames, ``P`` patches, ``K`` prompts, ``D`` feature width,
 ``H`` hidden width, ``Q`` queries, ``k`` neighbours.
