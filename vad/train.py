@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +68,7 @@ def mil_loss(scores: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
     ``scores (B, N)`` in [0, 1], ``labels (B,)``, ``node_mask (B, N)`` (None: no padding). A video's score is
     the mean of its top-k real snippets, k = n // 16 + 1 for a video of n real snippets.
     """
-    b, n = scores.shape
+    n = scores.shape[1]
     mask = torch.ones_like(scores, dtype=torch.bool) if node_mask is None else node_mask
     lengths = mask.sum(1)
     k = (lengths // 16 + 1).clamp(max=lengths.clamp(min=1))  # shape = [B]
@@ -131,16 +131,12 @@ def train_model(dataset: Dataset, model_config: ModelConfig, config: TrainConfig
         raise VadError("no validation videos: model selection needs a val split (pass --val-fraction > 0)")
     _seed_everything(config.seed)
     device = resolve_device(config.device)
-    levels = tuple(lvl for lvl in dataset.levels())
+    levels = dataset.levels()
     text = None if dataset.text is None else dataset.text.embeddings
-    if "text" in model_config.levels and text is None:
-        model_config = ModelConfig(**{**model_config.to_dict(), "levels": [l for l in model_config.levels
-                                                                        if l != "text"]})
-        dataset.notes.append("no prompt embeddings with these features: the text level is off")
-    missing = [l for l in model_config.levels if l not in levels + ("text",)]
-    if missing:
-        model_config = ModelConfig(**{**model_config.to_dict(), "levels": [l for l in model_config.levels
-                                                                        if l not in missing]})
+    available = levels + (("text",) if text is not None else ())
+    missing = [lvl for lvl in model_config.levels if lvl not in available]
+    if missing:  # e.g. peer formats: clip level only, no prompt embeddings
+        model_config = replace(model_config, levels=tuple(lvl for lvl in model_config.levels if lvl in available))
         dataset.notes.append(f"features have no {', '.join(missing)} level(s): those levels are off")
     model = AnomalyModel(model_config)
     model.fit_input_scale([r.features for r in train])
@@ -202,8 +198,6 @@ def train_from_paths(features: str | os.PathLike, out_dir: str | os.PathLike, la
     ``labels`` may be a labels CSV or a ``vad synth`` directory; with the latter, validation uses its frame
     ground truth (frame AUC), otherwise video-level AUC.
     """
-    from dataclasses import replace
-
     from vad.groundtruth import read_synth_gt
 
     dataset = load_dataset(features, labels, fmt, val_fraction, config.seed)
