@@ -42,9 +42,9 @@ def add_backbone_args(p: argparse.ArgumentParser) -> None:
 
 def extract_config_from_args(args: argparse.Namespace):
     """Build an ``ExtractConfig`` from the shared backbone arguments."""
-    from vad.backbone import BackboneConfig
-    from vad.extract import DEFAULT_PROMPTS, ExtractConfig, read_prompt_file
-    from vad.video import SnippetConfig
+    from vad.features.backbone import BackboneConfig
+    from vad.features.extract import DEFAULT_PROMPTS, ExtractConfig, read_prompt_file
+    from vad.features.video import SnippetConfig
 
     try:
         snippets = SnippetConfig(args.snippet_len, args.frames_per_snippet)
@@ -66,7 +66,7 @@ def report_failures(failed: dict[str, str]) -> int:
 
 @command("extract")
 def _extract(args: argparse.Namespace) -> int:
-    from vad.extract import extract_videos
+    from vad.features.extract import extract_videos
 
     report = extract_videos(args.inputs, args.out, extract_config_from_args(args), progress=not args.quiet)
     print(f"extract: {len(report.written)} written, {len(report.skipped)} already done, "
@@ -76,7 +76,8 @@ def _extract(args: argparse.Namespace) -> int:
 
 @command("synth")
 def _synth(args: argparse.Namespace) -> int:
-    from vad.synth import SynthConfig, make_benchmark
+    from vad.synth.benchmark import SynthConfig
+    from vad.synth.generate import make_benchmark
 
     bench = make_benchmark(args.out, SynthConfig(videos=args.videos, seed=args.seed, difficulty=args.difficulty),
                            progress=not args.quiet)
@@ -107,8 +108,8 @@ def add_gt_args(p: argparse.ArgumentParser) -> None:
 
 @command("train")
 def _train(args: argparse.Namespace) -> int:
-    from vad.model import ModelConfig
-    from vad.train import TrainConfig, train_from_paths
+    from vad.engine.train import TrainConfig, train_from_paths
+    from vad.models.config import ModelConfig
 
     model_cfg = ModelConfig(arch=args.arch, fusion=args.fusion, attention=args.attention,
                             qformer=not args.no_qformer, levels=tuple(args.levels.split(",")), hidden=args.hidden)
@@ -123,8 +124,8 @@ def _train(args: argparse.Namespace) -> int:
 
 @command("eval")
 def _eval(args: argparse.Namespace) -> int:
-    from vad.evaluate import GroundTruthSource, evaluate_dir
-    from vad.io_utils import write_json_atomic
+    from vad.engine.evaluate import GroundTruthSource, evaluate_dir
+    from vad.io import write_json_atomic
 
     source = GroundTruthSource(str(args.benchmark) if args.benchmark else None, args.gt, args.gt_list,
                                args.annotations)
@@ -139,8 +140,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 @command("score")
 def _score(args: argparse.Namespace) -> int:
-    from vad.batch import ScoreConfig, score_videos
-    from vad.segments import SegmentConfig
+    from vad.engine.score import ScoreConfig, score_videos
+    from vad.engine.segments import SegmentConfig
 
     config = ScoreConfig(SegmentConfig(args.threshold, args.min_gap, args.min_length), args.device,
                          args.batch_size, args.backbone, args.pretrained)
@@ -153,8 +154,8 @@ def _score(args: argparse.Namespace) -> int:
 @command("serve")
 def _serve(args: argparse.Namespace) -> int:
     from apps.web import serve
-    from vad.batch import ScoreConfig
-    from vad.segments import SegmentConfig
+    from vad.engine.score import ScoreConfig
+    from vad.engine.segments import SegmentConfig
 
     serve(args.model, ScoreConfig(SegmentConfig(args.threshold), args.device, args.batch_size, args.backbone,
                                   args.pretrained), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
@@ -163,13 +164,13 @@ def _serve(args: argparse.Namespace) -> int:
 
 @command("demo")
 def _demo(args: argparse.Namespace) -> int:
-    from vad.demo import DemoConfig, run_demo
+    from apps.demo import DemoConfig, run_demo
 
     result = run_demo(args.out, DemoConfig(quick=args.quick, backbone=args.backbone, pretrained=args.pretrained,
                                            device=args.device), progress=not args.quiet)
     if args.serve:
         from apps.web import serve
-        from vad.batch import ScoreConfig
+        from vad.engine.score import ScoreConfig
 
         serve(result.model_dir, ScoreConfig(device=args.device), host=args.host, port=args.port,
               examples=[result.scored_video])

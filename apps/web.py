@@ -1,4 +1,4 @@
-"""``vad serve``: the Gradio web UI. A thin layer: every result comes from :class:`vad.batch.Scorer`, the same
+"""``vad serve``: the Gradio web UI. A thin layer: every result comes from :class:`vad.engine.score.Scorer`, the same
 library object ``vad score`` uses; this module only lays out components and turns errors into messages.
 """
 from __future__ import annotations
@@ -11,11 +11,11 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from vad.batch import ScoreConfig, ScoredVideo, Scorer, check_upload
+from vad.engine.report import segment_thumbnails
+from vad.engine.score import ScoreConfig, ScoredVideo, Scorer, check_upload
+from vad.engine.segments import SegmentConfig
 from vad.errors import VadError
-from vad.report import segment_thumbnails
-from vad.segments import SegmentConfig
-from vad.video import VIDEO_EXTENSIONS
+from vad.features.video import VIDEO_EXTENSIONS
 
 log = logging.getLogger(__name__)
 CONCURRENCY = 2  # requests worked on at once; scoring itself is serialised by the Scorer (one backbone)
@@ -44,7 +44,7 @@ def _ui_errors(fn: Callable) -> Callable:
 
 def _views(scorer: Scorer, scored: ScoredVideo, out_dir: Path) -> tuple:
     """Everything shown for one scored video at its threshold: plot, status, table, gallery, files, summary."""
-    from vad.report import score_figure
+    from vad.engine.report import score_figure
 
     segs = scored.segments
     paths = scorer.write_outputs(scored, out_dir)
@@ -151,7 +151,7 @@ def serve(model_dir: str | os.PathLike, config: ScoreConfig | None = None, host:
           port: int = 7860, max_upload_mb: float = 200.0, examples: Sequence[str | os.PathLike] | None = None,
           block: bool = True):
     """Load the model once and serve the UI (the library call behind ``vad serve``)."""
-    from vad.demo import example_video
+    from apps.demo import example_video
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     scorer = Scorer(model_dir, config or ScoreConfig())

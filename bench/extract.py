@@ -20,9 +20,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vad.backbone import BackboneConfig, load_backbone, save_random_checkpoint
-from vad.extract import ExtractConfig, FeatureExtractor
-from vad.video import SnippetConfig, open_video, plan_snippets
+from vad.features.backbone import BackboneConfig, load_backbone, save_random_checkpoint
+from vad.features.extract import ExtractConfig, FeatureExtractor
+from vad.features.video import SnippetConfig, open_video, plan_snippets
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 

@@ -22,16 +22,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vad.backbone import TINY_MODEL, BackboneConfig, save_random_checkpoint
-from vad.checkpoint import LoadedModel
-from vad.data import load_dataset
-from vad.evaluate import GroundTruthSource, evaluate_model
-from vad.extract import ExtractConfig, extract_videos
-from vad.groundtruth import read_synth_gt
-from vad.model import ModelConfig
-from vad.synth import SynthConfig, make_benchmark
-from vad.train import TrainConfig, train_model
-from vad.video import SnippetConfig
+from vad.data.dataset import load_dataset
+from vad.data.groundtruth import read_synth_gt
+from vad.engine.evaluate import GroundTruthSource, evaluate_model
+from vad.engine.train import TrainConfig, train_model
+from vad.features.backbone import TINY_MODEL, BackboneConfig, save_random_checkpoint
+from vad.features.extract import ExtractConfig, extract_videos
+from vad.features.video import SnippetConfig
+from vad.models.checkpoint import LoadedModel
+from vad.models.config import ModelConfig
+from vad.synth.benchmark import SynthConfig
+from vad.synth.generate import make_benchmark
 
 VARIANTS: dict[str, dict] = {
     "full (LEGO + hop attention + MM-QFormer)": {},
@@ -63,7 +64,7 @@ def prepare(out: Path, videos: int, data_seed: int, difficulty: float) -> tuple[
 
 def deviation_reference(dataset, bench: Path) -> tuple[float, float]:
     """Training-free reference: a snippet's distance from its video's median clip feature, min-max per video."""
-    from vad.metrics import evaluate, expand_to_frames
+    from vad.engine.metrics import evaluate, expand_to_frames
 
     gt = read_synth_gt(bench, "test")
     scores = {}

@@ -36,7 +36,7 @@ def write_video(path: Path, num_frames: int = 40, size: tuple[int, int] = (96, 7
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A random-initialised tiny open_clip model saved to .safetensors (stands in for real weights)."""
-    from vad.backbone import TINY_MODEL, save_random_checkpoint
+    from vad.features.backbone import TINY_MODEL, save_random_checkpoint
 
     return save_random_checkpoint(TINY_MODEL, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", seed=0)
 
@@ -44,14 +44,14 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_backbone_config(tiny_checkpoint):
     """BackboneConfig for the tiny model, loaded through the real ``--pretrained PATH`` path."""
-    from vad.backbone import TINY_MODEL, BackboneConfig
+    from vad.features.backbone import TINY_MODEL, BackboneConfig
 
     return BackboneConfig(name=TINY_MODEL, pretrained=str(tiny_checkpoint), device="cpu")
 
 
 @pytest.fixture(scope="session")
 def tiny_backbone(tiny_backbone_config):
-    from vad.backbone import load_backbone
+    from vad.features.backbone import load_backbone
 
     return load_backbone(tiny_backbone_config)
 

@@ -1,1 +1,44 @@
-"""vadgraph package."""
+"""vadgraph: video anomaly detection with LEGO graph fusion and Graph4MM hop-diffused attention.
+
+The pipeline's stages are subpackages that import top-down only
+(``features`` ← ``data`` ← ``models`` ← ``engine``); the names users need are re-exported here and
+imported lazily, so ``import vad`` stays cheap and ``import vad.models`` never loads the video or UI stack.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "VideoFeatures": "vad.features.store",
+    "TextFeatures": "vad.features.store",
+    "extract_videos": "vad.features.extract",
+    "ExtractConfig": "vad.features.extract",
+    "load_dataset": "vad.data.dataset",
+    "AnomalyModel": "vad.models.anomaly",
+    "ModelConfig": "vad.models.config",
+    "load_checkpoint": "vad.models.checkpoint",
+    "train": "vad.engine.train",
+    "TrainConfig": "vad.engine.train",
+    "evaluate": "vad.engine.evaluate",
+    "Scorer": "vad.engine.score",
+    "ScoreConfig": "vad.engine.score",
+    "score_videos": "vad.engine.score",
+    "VadError": "vad.errors",
+}
+_ALIASES = {"train": "train_from_paths", "evaluate": "evaluate_dir"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import an exported name on first use (PEP 562)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'vad' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), _ALIASES.get(name, name))
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

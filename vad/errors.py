@@ -16,3 +16,15 @@ class FeatureError(VadError):
 
 class WeightsError(VadError):
     """Backbone or model weights are missing or untrusted."""
+
+
+class SynthError(VadError):
+    """A synthetic benchmark cannot be made or read (bad config, missing or malformed files)."""
+
+
+class GroundTruthError(VadError):
+    """Ground truth is missing, malformed or does not match the videos it is used with."""
+
+
+class MetricsError(VadError):
+    """Scores and ground truth do not fit together (missing video, length mismatch, bad values)."""

@@ -9,11 +9,12 @@ import pytest
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory, tiny_backbone_config) -> Path:
     """Model directory of a tiny vadgraph model trained on 12 short synthetic videos (tiny random backbone)."""
-    from vad.extract import ExtractConfig, extract_videos
-    from vad.model import ModelConfig
-    from vad.synth import SynthConfig, make_benchmark
-    from vad.train import TrainConfig, train_from_paths
-    from vad.video import SnippetConfig
+    from vad.engine.train import TrainConfig, train_from_paths
+    from vad.features.extract import ExtractConfig, extract_videos
+    from vad.features.video import SnippetConfig
+    from vad.models.config import ModelConfig
+    from vad.synth.benchmark import SynthConfig
+    from vad.synth.generate import make_benchmark
 
     root = tmp_path_factory.mktemp("trained")
     bench = make_benchmark(root / "bench", SynthConfig(videos=12, seed=3, min_frames=48, max_frames=64),

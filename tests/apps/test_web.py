@@ -35,10 +35,10 @@ def _free_port() -> int:
 def server(trained_model, tmp_path_factory):
     """The app on 127.0.0.1 (a free port), with the bundled synthetic example; closed after the module."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from apps.demo import example_video
     from apps.web import build_app, launch
-    from vad.batch import ScoreConfig, Scorer
-    from vad.demo import example_video
-    from vad.segments import SegmentConfig
+    from vad.engine.score import ScoreConfig, Scorer
+    from vad.engine.segments import SegmentConfig
 
     work = tmp_path_factory.mktemp("serve")
     scorer = Scorer(trained_model, ScoreConfig(SegmentConfig(0.3), device="cpu"))

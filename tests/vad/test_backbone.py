@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from vad.backbone import TINY_MODEL, BackboneConfig, autocast_dtype, load_backbone, resolve_device
 from vad.errors import WeightsError
+from vad.features.backbone import TINY_MODEL, BackboneConfig, autocast_dtype, load_backbone, resolve_device
 
 
 def test_checkpoint_round_trip_gives_identical_embeddings(tiny_checkpoint, tiny_backbone):
@@ -40,7 +40,7 @@ def test_missing_weights_say_how_to_fix(pretrained, match):
 
 def test_uncached_tag_fails_fast_with_fix(monkeypatch):
     """With no network and no cache, a real tag fails with a message that names the fixes."""
-    import vad.backbone as bb
+    import vad.features.backbone as bb
 
     monkeypatch.setattr(bb, "_hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(WeightsError) as err:

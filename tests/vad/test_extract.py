@@ -6,9 +6,9 @@ import pytest
 
 from tests.conftest import opencv_doc_video, write_video
 from vad.errors import FeatureError, VadError
-from vad.extract import ExtractConfig, FeatureExtractor, extract_videos, load_feature_dir, read_prompt_file
-from vad.video import SnippetConfig
-from vad.video_features import TextFeatures, VideoFeatures
+from vad.features.extract import ExtractConfig, FeatureExtractor, extract_videos, read_prompt_file
+from vad.features.store import VideoFeatures, load_feature_dir
+from vad.features.video import SnippetConfig
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +58,7 @@ def test_save_load_round_trip_and_bad_file(extractor, video_file, tmp_path):
 
 
 def test_wrong_feature_shape_is_named():
-    from vad.video_features import VideoMeta
+    from vad.features.store import VideoMeta
 
     with pytest.raises(FeatureError, match="frame features must be"):
         VideoFeatures(clip=np.zeros((4, 8)), frame=np.zeros((3, 2, 8)), meta=VideoMeta(name="v"))
@@ -89,7 +89,7 @@ def test_batch_run_with_good_and_bad_files_then_resume(extractor, tmp_path, bad_
 
 
 def test_interrupted_write_leaves_no_partial_file(extractor, video_file, tmp_path, monkeypatch):
-    import vad.io_utils as io
+    import vad.io as io
 
     def boom(fh, **arrays):
         fh.write(b"half")

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vad.errors import FeatureError
-from vad.formats import (
+from vad.data.formats import (
     detect_format,
     infer_label_class,
     read_peer_features,
@@ -14,6 +13,7 @@ from vad.formats import (
     read_vadclip_csv,
     video_name,
 )
+from vad.errors import FeatureError
 
 
 def _rng():

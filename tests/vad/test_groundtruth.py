@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vad.groundtruth import GroundTruthError, read_gt_npy, read_synth_gt, read_ucf_annotations
-from vad.synth import SynthConfig, make_benchmark, read_labels
+from vad.data.groundtruth import read_gt_npy, read_synth_gt, read_ucf_annotations
+from vad.errors import GroundTruthError
+from vad.synth.benchmark import SynthConfig, read_labels
+from vad.synth.generate import make_benchmark
 
 ANNOTATION = """Abuse028_x264.mp4  Abuse  2  5  -1  -1
 Arrest001_x264.mp4  Arrest  0  2  6  8

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from vad.errors import VadError
-from vad.metrics import EvalReport, MetricsError, evaluate, expand_to_frames
+from vad.engine.metrics import EvalReport, evaluate, expand_to_frames
+from vad.errors import MetricsError, VadError
 
 
 def test_expand_repeats_truncates_and_pads():

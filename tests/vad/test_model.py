@@ -2,9 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from vad.data import FeatureBatch, collate, resample
-from vad.model import AnomalyModel, ModelConfig, temporal_neighbors
-from vad.video_features import VideoFeatures, VideoMeta
+from vad.data.batch import FeatureBatch, collate, resample
+from vad.features.store import VideoFeatures, VideoMeta
+from vad.models.anomaly import AnomalyModel
+from vad.models.config import ModelConfig
+from vad.models.heads import temporal_neighbors
 
 D, F, P, K = 32, 2, 4, 5
 

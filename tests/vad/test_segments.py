@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
+from vad.engine.segments import (
+    SegmentConfig,
+    drop_short,
+    find_segments,
+    merge_runs,
+    runs_above,
+    segment_prompt,
+)
 from vad.errors import VadError
-from vad.segments import SegmentConfig, drop_short, find_segments, merge_runs, runs_above, segment_prompt
 
 
 def test_runs_above_edges():

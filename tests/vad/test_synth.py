@@ -9,17 +9,9 @@ import decord
 import numpy as np
 import pytest
 
-from vad.synth import (
-    ANOMALY_CLASSES,
-    SPLITS,
-    SynthConfig,
-    SynthError,
-    SynthVideo,
-    _Scene,
-    make_benchmark,
-    plan_benchmark,
-    read_labels,
-)
+from vad.errors import SynthError
+from vad.synth.benchmark import ANOMALY_CLASSES, SPLITS, SynthConfig, SynthVideo, plan_benchmark, read_labels
+from vad.synth.generate import _Scene, make_benchmark
 
 SMALL = SynthConfig(videos=12, seed=3, min_frames=32, max_frames=48)
 

@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from vad.checkpoint import load_checkpoint, save_checkpoint
-from vad.data import Dataset, VideoRecord, load_dataset
+from vad.data.dataset import Dataset, VideoRecord, load_dataset
+from vad.engine.evaluate import GroundTruthSource, evaluate_model
+from vad.engine.inference import score_records
+from vad.engine.metrics import evaluate
+from vad.engine.train import TrainConfig, mil_loss, train_model
 from vad.errors import VadError, WeightsError
-from vad.evaluate import GroundTruthSource, evaluate_model
-from vad.metrics import evaluate
-from vad.model import ModelConfig
-from vad.scoring import score_records
-from vad.train import TrainConfig, mil_loss, train_model
-from vad.video_features import TextFeatures, VideoFeatures, VideoMeta
+from vad.features.store import TextFeatures, VideoFeatures, VideoMeta
+from vad.models.checkpoint import load_checkpoint, save_checkpoint
+from vad.models.config import ModelConfig
 
 D, S = 16, 4
 
@@ -131,7 +131,7 @@ def test_evaluate_model_reports_all_metrics(tmp_path):
 ])
 def test_bad_checkpoints_are_named(tmp_path, damage, match):
     ds, gt = planted_dataset(sizes=(("train", 4), ("val", 2)))
-    save_checkpoint(tmp_path / "m", __import__("vad.model", fromlist=["AnomalyModel"]).AnomalyModel(
+    save_checkpoint(tmp_path / "m", __import__("vad.models.anomaly", fromlist=["AnomalyModel"]).AnomalyModel(
         ModelConfig(arch="mil_mlp", feature_dim=D)), ds, ds.levels())
     if damage == "missing":
         (tmp_path / "m" / "model.safetensors").unlink()
@@ -155,9 +155,9 @@ def test_training_needs_both_classes_and_a_val_split():
 
 
 def test_load_dataset_needs_labels_for_vadgraph_features(tmp_path):
-    from vad.extract import MANIFEST
+    from vad.names import MANIFEST_FILE
 
-    (tmp_path / MANIFEST).write_text('{"videos": {}}')
+    (tmp_path / MANIFEST_FILE).write_text('{"videos": {}}')
     VideoFeatures(np.ones((3, D)), VideoMeta(name="a")).save(tmp_path / "a.npz")
     with pytest.raises(VadError, match="need labels"):
         load_dataset(tmp_path)

@@ -3,7 +3,14 @@ import pytest
 
 from tests.conftest import opencv_doc_video, write_video
 from vad.errors import VideoError
-from vad.video import SnippetConfig, decode_size, find_videos, iter_snippet_frames, open_video, plan_snippets
+from vad.features.video import (
+    SnippetConfig,
+    decode_size,
+    find_videos,
+    iter_snippet_frames,
+    open_video,
+    plan_snippets,
+)
 
 
 def test_plan_covers_every_snippet_inside_its_range():

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vad.data import Dataset
+from vad.data.dataset import Dataset
 from vad.errors import WeightsError
-from vad.io_utils import atomic_path, write_json_atomic
-from vad.model import AnomalyModel, ModelConfig
+from vad.io import atomic_path, write_json_atomic
+from vad.models.anomaly import AnomalyModel
+from vad.models.config import ModelConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"

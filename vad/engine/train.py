@@ -21,13 +21,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vad.backbone import resolve_device
-from vad.checkpoint import save_checkpoint
-from vad.data import Dataset, VideoRecord, collate, load_dataset
+from vad.data.batch import collate
+from vad.data.dataset import Dataset, VideoRecord, load_dataset
+from vad.engine.inference import score_records
+from vad.engine.metrics import evaluate
 from vad.errors import VadError
-from vad.metrics import evaluate
-from vad.model import AnomalyModel, ModelConfig
-from vad.scoring import score_records
+from vad.features.backbone import resolve_device
+from vad.models.anomaly import AnomalyModel
+from vad.models.checkpoint import save_checkpoint
+from vad.models.config import ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +200,7 @@ def train_from_paths(features: str | os.PathLike, out_dir: str | os.PathLike, la
     ``labels`` may be a labels CSV or a ``vad synth`` directory; with the latter, validation uses its frame
     ground truth (frame AUC), otherwise video-level AUC.
     """
-    from vad.groundtruth import read_synth_gt
+    from vad.data.groundtruth import read_synth_gt
 
     dataset = load_dataset(features, labels, fmt, val_fraction, config.seed)
     val_gt = None

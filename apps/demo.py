@@ -65,7 +65,13 @@ def choose_backbone(config: DemoConfig, weights_dir: Path, echo: Callable[[str],
     The random backbone is saved to ``weights_dir`` as a file, so the trained model records weights that
     ``vad score`` and ``vad serve`` can load again. Returns ``(BackboneConfig, is_random)``.
     """
-    from vad.backbone import RANDOM, TINY_MODEL, BackboneConfig, load_backbone, save_random_checkpoint
+    from vad.features.backbone import (
+        RANDOM,
+        TINY_MODEL,
+        BackboneConfig,
+        load_backbone,
+        save_random_checkpoint,
+    )
 
     if config.pretrained and config.pretrained != RANDOM:
         cfg = BackboneConfig(config.backbone, config.pretrained, config.device)
@@ -97,7 +103,8 @@ def example_video(out_dir: str | os.PathLike, seed: int = 7) -> Path:
     """
     import cv2
 
-    from vad.synth import SynthConfig, SynthVideo, render_video
+    from vad.synth.benchmark import SynthConfig, SynthVideo
+    from vad.synth.generate import render_video
 
     out = Path(out_dir)
     webm = out / "example_fire.webm"
@@ -128,14 +135,15 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig(), prog
              echo: Callable[[str], None] = print) -> DemoResult:
     """Run the demo in ``out_dir`` (created; an earlier run's features are reused) and print as it goes."""
 
-    from vad.batch import ScoreConfig, score_videos
-    from vad.evaluate import GroundTruthSource, evaluate_dir
-    from vad.extract import ExtractConfig, extract_videos
-    from vad.io_utils import write_json_atomic
-    from vad.model import ModelConfig
-    from vad.synth import SynthConfig, make_benchmark
-    from vad.train import TrainConfig, train_from_paths
-    from vad.video import SnippetConfig
+    from vad.engine.evaluate import GroundTruthSource, evaluate_dir
+    from vad.engine.score import ScoreConfig, score_videos
+    from vad.engine.train import TrainConfig, train_from_paths
+    from vad.features.extract import ExtractConfig, extract_videos
+    from vad.features.video import SnippetConfig
+    from vad.io import write_json_atomic
+    from vad.models.config import ModelConfig
+    from vad.synth.benchmark import SynthConfig
+    from vad.synth.generate import make_benchmark
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.io_utils import atomic_path, write_json_atomic, write_text_atomic
-from vad.scoring import VideoScores
-from vad.segments import Segment, SegmentConfig
+from vad.engine.inference import VideoScores
+from vad.engine.segments import Segment, SegmentConfig
+from vad.io import atomic_path, write_json_atomic, write_text_atomic
+from vad.names import SUMMARY_FILE
 
-SUMMARY_FILE = "summary.csv"
 SUMMARY_COLUMNS = ("name", "path", "status", "max_score", "num_segments", "threshold", "duration_s", "error")
 
 
@@ -124,7 +124,7 @@ def fusion_figure(weights: dict[str, np.ndarray] | None):
 def segment_thumbnails(video_path: str | os.PathLike, segments: Sequence[Segment], top: int = 6,
                        short_side: int = 180) -> list[tuple[np.ndarray, str]]:
     """Key frames of the ``top`` segments by peak score: ``(RGB (H, W, 3) uint8, caption)`` per segment."""
-    from vad.video import open_video
+    from vad.features.video import open_video
 
     chosen = sorted(segments, key=lambda s: s.peak_score, reverse=True)[:top]
     if not chosen:

@@ -1,11 +1,9 @@
 """Video → multi-level CLIP features (clip, frame, patch) + prompt text features; the ``vad extract`` job.
 
 Decoding of the next batch of snippets runs in a background thread while the backbone encodes the current
-one, so the pipeline costs little more than the encoder itself (``bench/extract.py`` measures the ratio).
-"""
+one, so the pipeline costs little more than the encoder itself (``bench/extract.py`` measures the ratio)."""
 from __future__ import annotations
 
-import json
 import os
 import queue
 import threading
@@ -19,20 +17,18 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from vad.backbone import Backbone, BackboneConfig, load_backbone
-from vad.errors import FeatureError, VadError
-from vad.io_utils import write_json_atomic
-from vad.run_report import RunReport
-from vad.video import SnippetConfig, find_videos, iter_snippet_frames, open_video, plan_snippets
-from vad.video_features import TextFeatures, VideoFeatures, VideoMeta
+from vad.errors import VadError
+from vad.features.backbone import Backbone, BackboneConfig, load_backbone
+from vad.features.store import TextFeatures, VideoFeatures, VideoMeta, feature_path, load_manifest
+from vad.features.video import SnippetConfig, find_videos, iter_snippet_frames, open_video, plan_snippets
+from vad.io import RunReport, write_json_atomic
+from vad.names import MANIFEST_FILE, TEXT_FILE
 
 DEFAULT_PROMPTS: tuple[str, ...] = (
     "normal", "abuse", "arrest", "arson", "assault", "burglary", "explosion", "fighting", "road accident",
     "robbery", "shooting", "shoplifting", "stealing", "vandalism",
 )  # "normal" + the 13 UCF-Crime classes; the first prompt is always the normal one
 PROMPT_TEMPLATE = "a surveillance video frame of {}."
-MANIFEST = "manifest.json"
-TEXT_FILE = "text.npz"
 
 
 @dataclass(frozen=True)
@@ -146,22 +142,6 @@ class ExtractReport(RunReport):
     """Outcome of an ``extract_videos`` run."""
 
 
-def feature_path(out_dir: str | os.PathLike, name: str) -> Path:
-    """Where the features of video ``name`` live inside a feature directory."""
-    return Path(out_dir) / f"{name}.npz"
-
-
-def load_manifest(out_dir: str | os.PathLike) -> dict:
-    """The feature directory's manifest (an empty one if there is none yet)."""
-    path = Path(out_dir) / MANIFEST
-    if not path.exists():
-        return {"videos": {}}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FeatureError(f"{path}: corrupt manifest ({exc})") from exc
-
-
 def extract_videos(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, config: ExtractConfig,
                    extractor: FeatureExtractor | None = None, progress: bool = True) -> ExtractReport:
     """Extract features of every video in ``inputs`` (files, directories, globs) into ``out_dir``.
@@ -216,8 +196,8 @@ def extract_videos(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                 "seconds": round(time.perf_counter() - started, 3),
             }
             report.written.append(name)
-        write_json_atomic(out / MANIFEST, manifest)  # after every video: an interrupted run resumes cleanly
-    write_json_atomic(out / MANIFEST, manifest)
+        write_json_atomic(out / MANIFEST_FILE, manifest)  # after every video: an interrupted run resumes cleanly
+    write_json_atomic(out / MANIFEST_FILE, manifest)
     return report
 
 
@@ -230,19 +210,3 @@ def _check_same_backbone(manifest: dict, config: ExtractConfig, out: Path) -> No
         if have is not None and have != want:
             raise VadError(f"{out}: holds features with {key}={have}, this run asks for {want}; "
                            f"use another --out directory")
-
-
-def load_feature_dir(feat_dir: str | os.PathLike) -> tuple[dict[str, VideoFeatures], TextFeatures | None]:
-    """All ``ok`` videos of a feature directory written by ``vad extract``, and its text features."""
-    root = Path(feat_dir)
-    if not root.is_dir():
-        raise FeatureError(f"{root}: feature directory not found")
-    manifest = load_manifest(root)
-    names = [n for n, e in manifest.get("videos", {}).items() if e.get("status") == "ok"]
-    if not names:
-        names = sorted(p.stem for p in root.glob("*.npz") if p.name != TEXT_FILE)
-    if not names:
-        raise FeatureError(f"{root}: no features in this directory (run `vad extract ... --out {root}`)")
-    feats = {n: VideoFeatures.load(feature_path(root, n)) for n in names}
-    text = TextFeatures.load(root / TEXT_FILE) if (root / TEXT_FILE).exists() else None
-    return feats, text

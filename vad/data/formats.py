@@ -26,7 +26,8 @@ from typing import Literal
 import numpy as np
 
 from vad.errors import FeatureError
-from vad.video_features import VideoFeatures, VideoMeta
+from vad.features.store import VideoFeatures, VideoMeta
+from vad.names import MANIFEST_FILE
 
 PEER_SNIPPET_LEN = 16  # frames per snippet in all three projects' published features
 Crop = Literal["mean"] | int  # "mean" over the crops, or one crop's index
@@ -309,7 +310,7 @@ def detect_format(path: str | os.PathLike) -> str:
     """Which format a path holds: ``vadgraph`` | ``rtfm`` | ``urdmu`` | ``vadclip``; FeatureError if none."""
     path = Path(path)
     if path.is_dir():
-        if (path / "manifest.json").is_file() or any(path.glob("*.npz")):
+        if (path / MANIFEST_FILE).is_file() or any(path.glob("*.npz")):
             return "vadgraph"
         if any(_CROP_RE.match(p.stem) for p in path.glob("*__*.npy")):
             return "urdmu"

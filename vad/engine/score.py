@@ -19,9 +19,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from vad.checkpoint import LoadedModel, load_checkpoint
-from vad.errors import VadError, VideoError, WeightsError
-from vad.report import (
+from vad.engine.inference import VideoScores, score_features
+from vad.engine.report import (
     fusion_figure,
     read_summary,
     save_figure,
@@ -31,10 +30,12 @@ from vad.report import (
     write_segments_json,
     write_summary,
 )
-from vad.run_report import RunReport
-from vad.scoring import VideoScores, score_features
-from vad.segments import Segment, SegmentConfig, find_segments
-from vad.video import VIDEO_EXTENSIONS, find_videos
+from vad.engine.segments import Segment, SegmentConfig, find_segments
+from vad.errors import VadError, VideoError, WeightsError
+from vad.features.video import VIDEO_EXTENSIONS, find_videos
+from vad.io import RunReport
+from vad.models.checkpoint import LoadedModel, load_checkpoint
+from vad.names import SUMMARY_FILE
 
 log = logging.getLogger(__name__)
 OUTPUT_SUFFIXES = (".scores.csv", ".segments.json", ".png")
@@ -74,7 +75,7 @@ class ScoreReport(RunReport):
     @property
     def summary_path(self) -> Path:
         """``OUT/summary.csv``."""
-        return self.out_dir / "summary.csv"
+        return self.out_dir / SUMMARY_FILE
 
 
 def output_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:
@@ -90,7 +91,7 @@ class Scorer:
     """
 
     def __init__(self, model_dir: str | os.PathLike, config: ScoreConfig = ScoreConfig()) -> None:
-        from vad.backbone import resolve_device
+        from vad.features.backbone import resolve_device
 
         self.model_dir = Path(model_dir)
         self.config = config
@@ -150,9 +151,9 @@ class Scorer:
 
 def _extractor_for(loaded: LoadedModel, config: ScoreConfig, model_dir: Path):
     """The feature extractor that makes the same features the model was trained on (or a clear error)."""
-    from vad.backbone import RANDOM, BackboneConfig
-    from vad.extract import ExtractConfig, FeatureExtractor
-    from vad.video import SnippetConfig
+    from vad.features.backbone import RANDOM, BackboneConfig
+    from vad.features.extract import ExtractConfig, FeatureExtractor
+    from vad.features.video import SnippetConfig
 
     bb = loaded.backbone
     fmt = bb.get("source_format", "vadgraph")

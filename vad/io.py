@@ -1,4 +1,4 @@
-"""Atomic file writes: outputs appear whole or not at all (temp file in the same directory, then rename)."""
+"""Writing outputs: atomic files (whole or not at all: temp file beside the target, then rename) and run reports."""
 from __future__ import annotations
 
 import contextlib
@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +57,18 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+@dataclass
+class RunReport:
+    """What a batch run did with each input; bad inputs are recorded and the run goes on."""
+
+    out_dir: Path
+    written: list[str] = field(default_factory=list)  # names processed in this run
+    skipped: list[str] = field(default_factory=list)  # names already done (resume)
+    failed: dict[str, str] = field(default_factory=dict)  # input path → one-line reason
+
+    @property
+    def exit_code(self) -> int:
+        """0 if every input succeeded, 1 if some failed (the CLI's contract)."""
+        return 1 if self.failed else 0

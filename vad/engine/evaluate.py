@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vad.checkpoint import LoadedModel, load_checkpoint
-from vad.data import Dataset, VideoRecord, load_dataset
+from vad.data.dataset import Dataset, VideoRecord, load_dataset
+from vad.data.groundtruth import GroundTruth, read_gt_npy, read_synth_gt, read_ucf_annotations
+from vad.engine.inference import VideoScores, score_records
+from vad.engine.metrics import EvalReport, evaluate
 from vad.errors import VadError
-from vad.groundtruth import GroundTruth, read_gt_npy, read_synth_gt, read_ucf_annotations
-from vad.metrics import EvalReport, evaluate
-from vad.scoring import VideoScores, score_records
+from vad.models.checkpoint import LoadedModel, load_checkpoint
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from vad.errors import FeatureError
-from vad.io_utils import save_npz_atomic
+from vad.io import save_npz_atomic
+from vad.names import MANIFEST_FILE, TEXT_FILE
 
 FORMAT_VERSION = 1
 
@@ -143,3 +144,38 @@ class TextFeatures:
                 return cls(embeddings=data["embeddings"].astype(np.float32), **meta)
         except Exception as exc:
             raise FeatureError(f"{path}: not a vadgraph text-feature file ({type(exc).__name__}: {exc})") from exc
+
+# ------------------------------------------------------------------------------------ feature directory
+
+
+
+def feature_path(out_dir: str | os.PathLike, name: str) -> Path:
+    """Where the features of video ``name`` live inside a feature directory."""
+    return Path(out_dir) / f"{name}.npz"
+
+
+def load_manifest(out_dir: str | os.PathLike) -> dict:
+    """The feature directory's manifest (an empty one if there is none yet)."""
+    path = Path(out_dir) / MANIFEST_FILE
+    if not path.exists():
+        return {"videos": {}}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FeatureError(f"{path}: corrupt manifest ({exc})") from exc
+
+
+def load_feature_dir(feat_dir: str | os.PathLike) -> tuple[dict[str, VideoFeatures], TextFeatures | None]:
+    """All ``ok`` videos of a feature directory written by ``vad extract``, and its text features."""
+    root = Path(feat_dir)
+    if not root.is_dir():
+        raise FeatureError(f"{root}: feature directory not found")
+    manifest = load_manifest(root)
+    names = [n for n, e in manifest.get("videos", {}).items() if e.get("status") == "ok"]
+    if not names:
+        names = sorted(p.stem for p in root.glob("*.npz") if p.name != TEXT_FILE)
+    if not names:
+        raise FeatureError(f"{root}: no features in this directory (run `vad extract ... --out {root}`)")
+    feats = {n: VideoFeatures.load(feature_path(root, n)) for n in names}
+    text = TextFeatures.load(root / TEXT_FILE) if (root / TEXT_FILE).exists() else None
+    return feats, text

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vad.data import VideoRecord, collate
-from vad.metrics import expand_to_frames
-from vad.model import AnomalyModel
-from vad.video_features import VideoFeatures
+from vad.data.batch import collate
+from vad.data.dataset import VideoRecord
+from vad.engine.metrics import expand_to_frames
+from vad.features.store import VideoFeatures
+from vad.models.anomaly import AnomalyModel
 
 
 @dataclass

@@ -13,13 +13,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from vad.errors import VadError
-
-NORMAL = "Normal"
-
-
-class MetricsError(VadError):
-    """Scores and ground truth do not fit together (missing video, length mismatch, bad values)."""
+from vad.errors import MetricsError
+from vad.names import NORMAL_CLASS
 
 
 def expand_to_frames(snippet_scores: np.ndarray, num_frames: int, snippet_len: int = 16) -> np.ndarray:
@@ -151,7 +146,7 @@ def evaluate(frame_scores: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray
             if names[i] not in classes:
                 raise MetricsError(f"evaluate: no class for abnormal video {names[i]}")
             groups.setdefault(classes[names[i]], []).append(i)
-        counts = {NORMAL: len(nor), **{c: len(ix) for c, ix in sorted(groups.items())}}
+        counts = {NORMAL_CLASS: len(nor), **{c: len(ix) for c, ix in sorted(groups.items())}}
         for cls, ix in sorted(groups.items()):
             members = ix + nor
             per_class[cls] = _auc(np.concatenate([ys[i] for i in members]),

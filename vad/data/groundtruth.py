@@ -14,15 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.errors import VadError
-from vad.formats import infer_label_class, video_name
-from vad.synth import SPLITS, SynthError, list_order, read_labels
-
-NORMAL = "Normal"
-
-
-class GroundTruthError(VadError):
-    """Ground truth is missing, malformed or does not match the videos it is used with."""
+from vad.data.formats import infer_label_class, video_name
+from vad.errors import GroundTruthError, SynthError
+from vad.names import NORMAL_CLASS
+from vad.synth.benchmark import SPLITS, list_order, read_labels
 
 
 @dataclass
@@ -69,7 +64,7 @@ def _class_of(name: str, gt: np.ndarray) -> str:
     """A video's class from its name (UCF / XD / synth convention), ``Normal`` when its GT is all zero."""
     label, cls = infer_label_class(name)
     if not gt.any() or label == 0:
-        return NORMAL
+        return NORMAL_CLASS
     return cls or "Abnormal"
 
 
@@ -136,7 +131,7 @@ def parse_ucf_annotations(path: str | os.PathLike) -> dict[str, tuple[str, list[
                 raise GroundTruthError(f"{path}:{lineno}: bad window {s} {e} for video {parts[0]}")
             windows.append((s, e))
         cls = parts[1]
-        out[video_name(parts[0])] = (NORMAL if cls.lower().startswith("normal") else cls, windows)
+        out[video_name(parts[0])] = (NORMAL_CLASS if cls.lower().startswith("normal") else cls, windows)
     return out
 
 
@@ -162,7 +157,7 @@ def read_ucf_annotations(path: str | os.PathLike, num_frames: Mapping[str, int],
             gt[s:e] = 1
         if windows and not gt.any():
             raise GroundTruthError(f"{path}: every window of video {name} starts after its {count} frames")
-        frames[name], classes[name] = gt, cls if gt.any() else NORMAL
+        frames[name], classes[name] = gt, cls if gt.any() else NORMAL_CLASS
     return GroundTruth(frames, classes)
 
 

@@ -1,0 +1,1 @@
+"""Stage 2, features → datasets and batches: labels, splits, peer formats, ground truth, padded tensors."""

@@ -1,0 +1,1 @@
+"""The synthetic anomaly benchmark: its plan and layout (``benchmark``) and the OpenCV renderer (``generate``)."""
