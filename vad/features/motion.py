@@ -90,6 +90,10 @@ class MotionEncoder:
         self._layout = motion_layout(config)
         preset = _DIS_PRESETS.get(config.method)
         self._dis = None if preset is None else cv2.DISOpticalFlow_create(preset)
+        if self._dis is not None:
+            # flow at full reduced size (presets stop at 1/4 size; OpenCV also lowers this setting in place
+            # for small frames, so leaving it would make results depend on earlier calls' frame sizes)
+            self._dis.setFinestScale(0)
 
     def snippet(self, frames: np.ndarray, previous_frame: np.ndarray | None = None,
                 frame_gap: float = 1.0) -> np.ndarray:

@@ -150,6 +150,14 @@ def test_deterministic() -> None:
     np.testing.assert_array_equal(enc.snippets(clips), first)
 
 
+def test_independent_of_earlier_frame_sizes() -> None:
+    wide = make_clip(2.0, size=(64, 200))
+    fresh = MotionEncoder().snippet(wide)
+    used = MotionEncoder()
+    used.snippet(make_clip(2.0, size=(48, 48)))  # small frames once made OpenCV's DIS coarser for good
+    np.testing.assert_array_equal(used.snippet(wide), fresh)
+
+
 def test_rejects_bad_input(encoder: MotionEncoder) -> None:
     with pytest.raises(ValueError):
         encoder.snippet(np.zeros((2, 16, 16, 3), np.float32))
