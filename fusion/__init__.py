@@ -1,6 +1,6 @@
 """LEGO relationship-graph fusion for video anomaly detection (Ding et al., ICLR 2025).
 
-Per feature level (clip, frame, patch, text) a snippet-by-snippet relationship graph, its normalised powers,
+Per feature level (clip, frame, patch, text, motion) a snippet-by-snippet relationship graph, its normalised powers,
 a learnable pairwise fusion of those powers into one graph G, and an N-independent encoder that propagates
 node features over G and exports G's top-k neighbour lists, with a windowed linear-cost mode for long videos.
 """
@@ -11,8 +11,10 @@ from fusion.graphs import clip_graph, frame_graph, patch_graph, set_graph, text_
 from fusion.lego import FusionWeights, LEGOFusion, fuse_pair, level_pairs
 from fusion.losses import degree_variance, degree_variance_loss
 from fusion.ops import (
+    RELATION_STATS,
     graph_powers,
     normalize_graph,
+    relation_readout,
     relationship_graph,
     row_l1_normalize,
     scale_powers_by_size,
@@ -21,6 +23,7 @@ from fusion.ops import (
 from fusion.windows import WindowLayout, window_layout
 
 __all__ = [
+    "RELATION_STATS",
     "FusionWeights",
     "LEGOConfig",
     "LEGOFusion",
@@ -36,6 +39,7 @@ __all__ = [
     "level_pairs",
     "normalize_graph",
     "patch_graph",
+    "relation_readout",
     "relationship_graph",
     "row_l1_normalize",
     "scale_powers_by_size",

@@ -16,10 +16,17 @@ from torch import Tensor, nn
 from fusion.config import LEGOConfig
 from fusion.graphs import clip_graph, frame_graph, patch_graph, text_graph
 from fusion.lego import LEGOFusion
-from fusion.ops import graph_powers, row_l1_normalize, scale_powers_by_size, topk_neighbors
+from fusion.ops import (
+    RELATION_STATS,
+    graph_powers,
+    relation_readout,
+    row_l1_normalize,
+    scale_powers_by_size,
+    topk_neighbors,
+)
 from fusion.windows import gather_windows, sample_lengths, window_layout
 
-NODE_DIMS = {"clip": 3, "frame": 4, "patch": 4}  # dims of the per-snippet levels: (B, N, D), (B, N, S, D)
+NODE_DIMS = {"clip": 3, "frame": 4, "patch": 4, "motion": 3}  # per-snippet levels: (B, N, D), (B, N, S, D), (B, N, M)
 
 
 @dataclass
@@ -32,6 +39,7 @@ class LEGOOutput:
     neighbor_weights: Tensor  # (B, N, k) G value of each edge, 0 where neighbor_mask is False
     # (B, N) row sums of G over real nodes (windowed: of the node's own window); 0 when padded
     degrees: Tensor  # (B, N) row sums of G (windowed: in the node's own window); 0 for padded nodes
+    relations: Tensor  # (B, N, R) relationship-space read-out of each node's row of G (fusion.relation_readout)
     node_mask: Tensor  # (B, N) bool, True = real node (all True when no mask was given)
     fused: Tensor | None  # (B, N, N) dense fused graph G, or None in windowed mode
     pair: int | None  # index into LEGOFusion.pairs of the pair used (training), None = mean over pairs
@@ -48,6 +56,7 @@ class _Block:
     neighbor_mask: Tensor
     neighbor_weights: Tensor
     degrees: Tensor
+    relations: Tensor
 
 
 @dataclass
@@ -88,7 +97,8 @@ class LEGOGraphEncoder(nn.Module):
     makes H a signed weighted average of the node's relations whatever N and the scale of A.
 
     **Levels.** ``levels`` maps level name to features: ``"clip"`` ``(B, N, D)``, ``"frame"`` ``(B, N, F,
-    D)``, ``"patch"`` ``(B, N, P, D)``, ``"text"`` the prompt embeddings ``(K, D)`` (shared) or ``(B, K, D)``.
+    D)``, ``"patch"`` ``(B, N, P, D)``, ``"motion"`` ``(B, N, M)`` (any width M: e.g. an optical-flow summary),
+    ``"text"`` the prompt embeddings ``(K, D)`` (shared) or ``(B, K, D)``.
     The text graph compares the snippets' prompt-affinity profiles, where the snippet embeddings are
     ``levels["clip"]`` when given, else ``x`` (both must live in the prompts' CLIP space). All present levels
     that the config lists are fused (mean over their pairs at inference); a config with one level fuses powers
@@ -167,7 +177,7 @@ class LEGOGraphEncoder(nn.Module):
     ) -> Tensor:
         """The ``(B, N, N)`` graph of one level (``feat`` as in ``levels``; for text: snippet embeddings)."""
         cfg = self.config
-        if name == "clip":
+        if name in ("clip", "motion"):  # one vector per snippet: kernel similarity
             return clip_graph(feat, node_mask, kind=cfg.kernel, gamma=cfg.rbf_gamma)
         if name == "frame":
             return frame_graph(feat, node_mask, aggregate=cfg.frame_aggregate)
@@ -190,7 +200,8 @@ class LEGOGraphEncoder(nn.Module):
         fused = self.fusion(powers, pair)  # shape = [B', N', N']
         nodes = (row_l1_normalize(fused, cfg.eps) @ batch.projected + self.bias) * node_mask[:, :, None]
         neighbors, neighbor_mask, neighbor_weights = topk_neighbors(fused, cfg.top_k, node_mask)
-        return _Block(nodes, fused, neighbors, neighbor_mask, neighbor_weights, fused.sum(-1))
+        relations = relation_readout(fused, node_mask, cfg.relation_k)
+        return _Block(nodes, fused, neighbors, neighbor_mask, neighbor_weights, fused.sum(-1), relations)
 
     def _windowed(self, batch: _Batch, pair: int | None) -> _Block:
         """Dense computation in overlapping windows; each node keeps the outputs of its most central one."""
@@ -208,6 +219,7 @@ class LEGOGraphEncoder(nn.Module):
         neighbor_mask = torch.zeros(b * n, k, dtype=torch.bool, device=projected.device)
         neighbor_weights = projected.new_zeros(b * n, k)
         degrees = projected.new_zeros(b * n)
+        relations = projected.new_zeros(b * n, len(RELATION_STATS))
         local = torch.arange(layout.width, device=projected.device)
         for chunk in torch.arange(sample_of.shape[0], device=projected.device).split(cfg.window_batch):
             sample, window = sample_of[chunk], window_of[chunk]
@@ -221,6 +233,7 @@ class LEGOGraphEncoder(nn.Module):
             neighbor_mask[rows] = block.neighbor_mask[owned]
             neighbor_weights[rows] = block.neighbor_weights[owned]
             degrees[rows] = block.degrees[owned]
+            relations[rows] = block.relations[owned]
         neighbors = neighbors.masked_fill(~neighbor_mask, 0)
         return _Block(
             nodes=nodes.view(b, n, cfg.out_dim),
@@ -229,6 +242,7 @@ class LEGOGraphEncoder(nn.Module):
             neighbor_mask=neighbor_mask.view(b, n, k),
             neighbor_weights=neighbor_weights.view(b, n, k),
             degrees=degrees.view(b, n),
+            relations=relations.view(b, n, -1),
         )
 
     def extra_repr(self) -> str:

@@ -234,3 +234,43 @@ def topk_neighbors(graph: Tensor, k: int, node_mask: Tensor | None = None) -> tu
     neighbor_mask[:, :, :k_eff] = found
     weights[:, :, :k_eff] = torch.where(found, values, torch.zeros_like(values))
     return neighbors, neighbor_mask, weights
+
+
+RELATION_STATS = ("mean", "std", "max", "topk_mean", "q10", "q50", "q90")  # per-node read-outs of a graph row
+
+
+def relation_readout(graph: Tensor, node_mask: Tensor | None = None, k: int = 4) -> Tensor:
+    """N-independent summary of each node's row of a graph: how it relates to every other node.
+
+    LEGO scores a node from its row of the fused graph (relationship space); a row has N entries, so for any
+    N the row is summarised by statistics of its off-diagonal real entries: mean, std, max, the mean of the
+    ``k`` strongest relations and the 10/50/90 % quantiles (names in :data:`RELATION_STATS`). An isolated
+    node (an anomaly) has weak relations to all others; a node of a recurring pattern has strong ones.
+
+    Args:
+        graph: ``(B, N, N)`` graph, e.g. the fused G.
+        node_mask: ``(B, N)`` bool, True = real node; None = all real.
+        k: relations averaged by ``topk_mean`` (clamped to the real neighbours available).
+
+    Returns:
+        ``(B, N, 7)`` statistics; zero rows for padded nodes and for nodes without any other real node.
+    """
+    b, n, _ = graph.shape
+    mask = torch.ones(b, n, dtype=torch.bool, device=graph.device) if node_mask is None else node_mask.bool()
+    valid = mask[:, :, None] & mask[:, None, :] & ~torch.eye(n, dtype=torch.bool, device=graph.device)
+    count = valid.sum(-1, keepdim=True).clamp(min=1).to(graph.dtype)  # shape = [B, N, 1]
+    filled = graph.masked_fill(~valid, 0.0)
+    mean = filled.sum(-1, keepdim=True) / count
+    std = ((filled - mean).masked_fill(~valid, 0.0).pow(2).sum(-1, keepdim=True) / count).clamp(min=0).sqrt()
+    ranked = graph.masked_fill(~valid, float("-inf")).sort(dim=-1, descending=True).values  # shape = [B, N, N]
+    finite = torch.isfinite(ranked)
+    ranked = ranked.masked_fill(~finite, 0.0)
+    kk = count.clamp(max=max(1, min(k, n)))
+    topk = (ranked[..., : max(1, min(k, n))] * finite[..., : max(1, min(k, n))]).sum(-1, keepdim=True) / kk
+    quantiles = []
+    for q in (0.1, 0.5, 0.9):  # position in the descending order of the real entries
+        pos = ((1.0 - q) * (count - 1)).round().long().clamp(min=0, max=n - 1)
+        quantiles.append(ranked.gather(-1, pos))
+    stats = torch.cat([mean, std, ranked[..., :1], topk, *quantiles], dim=-1)
+    has_other = valid.any(-1, keepdim=True)
+    return stats * has_other

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 NORMAL_CLASS = "Normal"  # class name of normal videos (labels CSV, annotations, per-class metrics)
 VISUAL_LEVELS: tuple[str, ...] = ("clip", "frame", "patch")  # per-snippet visual feature levels
-ALL_LEVELS: tuple[str, ...] = VISUAL_LEVELS + ("text",)  # every level a model can fuse
+FEATURE_LEVELS: tuple[str, ...] = VISUAL_LEVELS + ("motion",)  # per-snippet levels a feature file can hold
+ALL_LEVELS: tuple[str, ...] = FEATURE_LEVELS + ("text",)  # every level a model can fuse
 MANIFEST_FILE = "manifest.json"  # a feature directory's index of videos and settings
 TEXT_FILE = "text.npz"  # a feature directory's prompt embeddings
 SUMMARY_FILE = "summary.csv"  # a scoring run's one-row-per-video summary

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ class FeatureBatch:
     """Padded tensors of B videos.
 
     Shapes: clip ``(B, N, D)``; frame ``(B, N, F, D)`` or None; patch ``(B, N, P, D)`` or None;
-    text ``(K, D)`` or None; node_mask ``(B, N)`` bool (True = real snippet).
+    motion ``(B, N, M)`` or None; text ``(K, D)`` or None; node_mask ``(B, N)`` bool (True = real snippet).
     """
 
     clip: Tensor
@@ -26,12 +26,15 @@ class FeatureBatch:
     frame: Tensor | None = None
     patch: Tensor | None = None
     text: Tensor | None = None
+    motion: Tensor | None = None
 
     def to(self, device: torch.device | str) -> FeatureBatch:
         """The batch on ``device`` (non-blocking: pin the batch first on CUDA)."""
-        move = lambda t: None if t is None else t.to(device, non_blocking=True)
-        return FeatureBatch(move(self.clip), move(self.node_mask), move(self.frame), move(self.patch),
-                            move(self.text))
+        return FeatureBatch(**{f.name: _move(getattr(self, f.name), device) for f in fields(self)})
+
+    def level(self, name: str) -> Tensor | None:
+        """The tensor of a feature level by name (``clip``, ``frame``, ``patch``, ``motion``, ``text``)."""
+        return getattr(self, name)
 
     def centered(self) -> FeatureBatch:
         """Each video's visual features minus that video's per-dimension median over its real snippets.
@@ -50,12 +53,17 @@ class FeatureBatch:
             median = t.masked_fill(~wt, float("nan")).nanmedian(dim=1, keepdim=True).values
             return (t - median.nan_to_num(0.0)) * wt
 
-        return FeatureBatch(center(self.clip), self.node_mask, center(self.frame), center(self.patch), self.text)
+        return replace(self, clip=center(self.clip), frame=center(self.frame), patch=center(self.patch),
+                       motion=center(self.motion))
 
     @property
     def lengths(self) -> Tensor:
         """Real snippets per video, ``(B,)``."""
         return self.node_mask.sum(1)
+
+
+def _move(t: Tensor | None, device: torch.device | str) -> Tensor | None:
+    return None if t is None else t.to(device, non_blocking=True)
 
 
 def resample(x: np.ndarray, length: int) -> np.ndarray:
@@ -91,11 +99,11 @@ def collate(videos: Sequence[VideoFeatures], levels: Sequence[str], text: np.nda
     n = max(target(v) for v in videos)
     mask = torch.zeros(len(videos), n, dtype=torch.bool)
     tensors: dict[str, Tensor] = {}
-    for name in ["clip", *[lvl for lvl in levels if lvl != "clip"]]:
+    for name in ["clip", *[lvl for lvl in levels if lvl not in ("clip", "text")]]:
         rows = [torch.from_numpy(level(v, name)) for v in videos]
         padded = [F.pad(r, (0, 0) * (r.dim() - 1) + (0, n - r.shape[0])) for r in rows]
         tensors[name] = torch.stack(padded)
     for i, v in enumerate(videos):
         mask[i, : target(v)] = True
     return FeatureBatch(tensors["clip"], mask, tensors.get("frame"), tensors.get("patch"),
-                        None if text is None else torch.as_tensor(text, dtype=torch.float32))
+                        None if text is None else torch.as_tensor(text, dtype=torch.float32), tensors.get("motion"))

@@ -15,7 +15,7 @@ import numpy as np
 
 from vad.errors import FeatureError, VadError
 from vad.features.store import TextFeatures, VideoFeatures, load_feature_dir
-from vad.names import MANIFEST_FILE, NORMAL_CLASS, VISUAL_LEVELS
+from vad.names import FEATURE_LEVELS, MANIFEST_FILE, NORMAL_CLASS
 
 
 @dataclass
@@ -53,7 +53,7 @@ class Dataset:
     def levels(self) -> tuple[str, ...]:
         """Visual levels present in every video."""
         present = [set(r.features.levels()) for r in self.records.values()]
-        return tuple(lvl for lvl in VISUAL_LEVELS if all(lvl in p for p in present))
+        return tuple(lvl for lvl in FEATURE_LEVELS if all(lvl in p for p in present))
 
 
 def read_labels_csv(path: str | os.PathLike, default_split: str = "train") -> dict[str, tuple[int, str, str]]:

@@ -1,7 +1,8 @@
-"""Video → multi-level CLIP features (clip, frame, patch) + prompt text features; the ``vad extract`` job.
+"""Video → multi-level features (CLIP clip, frame, patch; optical-flow motion) + prompt text features.
 
-Decoding of the next batch of snippets runs in a background thread while the backbone encodes the current
-one, so the pipeline costs little more than the encoder itself (``bench/extract.py`` measures the ratio)."""
+Decoding of the next batch of snippets, and its optical flow, run in a background thread while the backbone
+encodes the current one, so the pipeline costs little more than the encoder itself (``bench/extract.py``
+measures the ratio). The motion level reuses the decoded frames: there is never a second decode."""
 from __future__ import annotations
 
 import os
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 
 from vad.errors import VadError
 from vad.features.backbone import Backbone, BackboneConfig, load_backbone
+from vad.features.motion import MotionConfig, MotionEncoder
 from vad.features.store import TextFeatures, VideoFeatures, VideoMeta, feature_path, load_manifest
 from vad.features.video import SnippetConfig, find_videos, iter_snippet_frames, open_video, plan_snippets
 from vad.io import RunReport, write_json_atomic
@@ -41,6 +43,8 @@ class ExtractConfig:
     prefetch: int = 2  # decoded batches queued ahead of the encoder
     prompts: tuple[str, ...] = DEFAULT_PROMPTS  # text prompts; the first is the normal class
     template: str = PROMPT_TEMPLATE  # how a prompt becomes a sentence for the text encoder
+    motion: bool = True  # also compute the optical-flow motion level (N, M) from the decoded frames
+    motion_config: MotionConfig = field(default_factory=MotionConfig)  # flow method, resolution, summary
 
 
 def read_prompt_file(path: str | os.PathLike) -> tuple[str, ...]:
@@ -79,7 +83,13 @@ class FeatureExtractor:
             key = f // 2
             pooled_all = np.empty((n, f, self.backbone.embed_dim), np.float32)
             patch_all: np.ndarray | None = None
-            for sl, frames in _prefetched(iter_snippet_frames(source, plan, cfg.batch_snippets), cfg.prefetch):
+            motion_all: list[np.ndarray] = []
+            batches = iter_snippet_frames(source, plan, cfg.batch_snippets)
+            if cfg.motion:
+                gap = cfg.snippets.snippet_len / cfg.snippets.frames_per_snippet
+                batches = with_motion(batches, MotionEncoder(cfg.motion_config), gap)
+            for sl, frames, *motion in _prefetched(batches, cfg.prefetch):
+                motion_all.extend(motion)
                 b = frames.shape[0]
                 batch = torch.from_numpy(frames.reshape(b * f, *frames.shape[2:]))  # shape = [b * F, H, W, 3]
                 if self.backbone.device.type == "cuda":
@@ -97,7 +107,21 @@ class FeatureExtractor:
         meta = VideoMeta(name=Path(path).stem, path=str(path), fps=info.fps, num_frames=info.num_frames,
                          snippet_len=cfg.snippets.snippet_len, backbone=self.backbone.name,
                          weights=self.backbone.weights_id)
-        return VideoFeatures(clip=clip, meta=meta, frame=pooled_all, patch=patch_all, frame_indices=plan)
+        motion = np.concatenate(motion_all) if motion_all else None
+        return VideoFeatures(clip=clip, meta=meta, frame=pooled_all, patch=patch_all, frame_indices=plan,
+                             motion=motion)
+
+
+def with_motion(batches: Iterator[tuple[slice, np.ndarray]], encoder: MotionEncoder, frame_gap: float
+                ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """Add each batch's motion vectors ``(b, M)`` to ``(slice, frames (b, F, H, W, 3))``, chained across batches.
+
+    Runs where the frames are decoded (the prefetch thread), so flow overlaps with the CLIP encoder.
+    """
+    previous = None
+    for sl, frames in batches:
+        yield sl, frames, encoder.snippets(frames, previous, frame_gap)
+        previous = frames[-1, -1]
 
 
 def _prefetched(batches: Iterator, depth: int) -> Iterator:

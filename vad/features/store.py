@@ -10,7 +10,7 @@ import numpy as np
 
 from vad.errors import FeatureError
 from vad.io import save_npz_atomic
-from vad.names import MANIFEST_FILE, TEXT_FILE
+from vad.names import FEATURE_LEVELS, MANIFEST_FILE, TEXT_FILE
 
 FORMAT_VERSION = 1
 
@@ -38,6 +38,8 @@ class VideoFeatures:
         frame: ``(N, F, D)`` embeddings of F frames sampled inside each snippet, or None.
         patch: ``(N, P, D)`` ViT patch tokens of each snippet's key frame pooled to a grid, or None.
         frame_indices: ``(N, F)`` source frame index of each sampled frame.
+        motion: ``(N, M)`` optical-flow summary of each snippet (see :mod:`vad.features.motion`), or None
+            (features extracted before the motion level existed, or by another project).
     """
 
     clip: np.ndarray
@@ -45,6 +47,7 @@ class VideoFeatures:
     frame: np.ndarray | None = None
     patch: np.ndarray | None = None
     frame_indices: np.ndarray | None = None
+    motion: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.clip = np.asarray(self.clip, dtype=np.float32)
@@ -60,6 +63,13 @@ class VideoFeatures:
                     f"{self.meta.name}: {level} features must be (N={n}, *, D={d}), got {tuple(arr.shape)}"
                 )
             setattr(self, level, arr)
+        if self.motion is not None:
+            self.motion = np.asarray(self.motion, dtype=np.float32)
+            if self.motion.ndim != 2 or self.motion.shape[0] != n:
+                raise FeatureError(f"{self.meta.name}: motion features must be (N={n}, M), got {self.motion.shape}")
+        for level in self.levels():
+            if not np.isfinite(getattr(self, level)).all():
+                raise FeatureError(f"{self.meta.name}: {level} features hold NaN or Inf values")
         if self.frame_indices is not None:
             self.frame_indices = np.asarray(self.frame_indices, dtype=np.int64)
             if self.frame_indices.shape[0] != n:
@@ -82,13 +92,13 @@ class VideoFeatures:
 
     def levels(self) -> list[str]:
         """Names of the levels present, in pipeline order."""
-        return ["clip"] + [lvl for lvl in ("frame", "patch") if getattr(self, lvl) is not None]
+        return ["clip"] + [lvl for lvl in FEATURE_LEVELS[1:] if getattr(self, lvl) is not None]
 
     def save(self, path: str | os.PathLike) -> None:
         """Write one ``.npz`` atomically (no pickled objects inside, so loading never unpickles)."""
         arrays = {"clip": self.clip, "meta_json": np.array(json.dumps(asdict(self.meta)))}
         arrays["format_version"] = np.array(FORMAT_VERSION)
-        for key in ("frame", "patch", "frame_indices"):
+        for key in ("frame", "patch", "frame_indices", "motion"):
             value = getattr(self, key)
             if value is not None:
                 arrays[key] = value
@@ -109,6 +119,7 @@ class VideoFeatures:
                     frame=data["frame"] if "frame" in data else None,
                     patch=data["patch"] if "patch" in data else None,
                     frame_indices=data["frame_indices"] if "frame_indices" in data else None,
+                    motion=data["motion"] if "motion" in data else None,
                 )
         except FeatureError:
             raise

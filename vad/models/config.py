@@ -1,53 +1,120 @@
-"""``ModelConfig``: every knob of :class:`vad.models.AnomalyModel`, serialised beside the weights."""
+"""``ModelConfig``: every knob of :class:`vad.models.AnomalyModel`, serialised as JSON beside the weights.
+
+The graph components keep their own configs, nested here as open_clip nests ``vision_cfg`` / ``text_cfg``:
+``lego`` (:class:`fusion.LEGOConfig`), ``hop`` (:class:`graph4mm.HopDiffusedAttentionConfig`) and ``mmq``
+(:class:`graph4mm.MMQFormerConfig`). Their width and level fields (``in_dim``, ``out_dim``, ``dim``,
+``visual_dim``, ``text_dim``, ``levels``) are set by the model from the top-level fields, so one width is
+never stated twice.
+"""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+
+from fusion import LEGOConfig
+from graph4mm import HopDiffusedAttentionConfig, MMQFormerConfig
 
 ARCHS = ("vadgraph", "mil_mlp", "mtn_concat")
+READOUTS = ("relations", "propagate", "both")
+CONTEXT_SCOPES = ("video", "none")
+
+
+def _default_lego() -> LEGOConfig:
+    return LEGOConfig(P=2, Q=2, top_k=8, train_pair_sampling=False, window_size=256, window_overlap=64)
+
+
+def _default_hop() -> HopDiffusedAttentionConfig:
+    return HopDiffusedAttentionConfig(heads=4, K=2, alpha=0.1, ffn_ratio=2.0, dropout=0.1)
+
+
+def _default_mmq() -> MMQFormerConfig:
+    return MMQFormerConfig(heads=4, num_queries=4, ffn_ratio=2.0, dropout=0.1)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """Every knob of :class:`AnomalyModel`; serialised as JSON beside the weights."""
 
-    arch: str = "vadgraph"  # vadgraph | mil_mlp | mtn_concat
+    arch: str = "vadgraph"  # vadgraph | mil_mlp (Sultani) | mtn_concat (concatenation + RTFM's MTN)
     feature_dim: int = 512  # D: width of the CLIP features
-    hidden: int = 128  # H: width of node representations
-    levels: tuple[str, ...] = ("clip", "frame", "patch", "text")  # feature levels fused (vadgraph, mtn_concat)
-    fusion: str = "lego"  # lego | concat (ablation: feature concatenation instead of graph fusion)
-    attention: str = "hop"  # hop | plain (dense self-attention, no structure) | none
-    qformer: bool = True  # MM-QFormer cross-modal tokens read by every snippet
-    lego_powers: int = 2  # P = Q: highest graph power in LEGO fusion
-    pair_sampling: bool = False  # LEGO paper: one random graph pair per training step (eval: mean of pairs)
-    top_k: int = 8  # neighbours per snippet taken from the fused graph G
-    temporal_edges: int = 2  # plus edges to the c previous and c next snippets (temporal chain)
-    window: int = 256  # LEGO windowed mode above this many snippets (linear cost for long videos)
-    window_overlap: int = 64  # snippets shared by consecutive windows
-    hop_steps: int = 2  # K: diffusion steps of hop-diffused attention
-    hop_alpha: float = 0.1  # α: PPR teleport probability
-    heads: int = 4  # attention heads
-    num_queries: int = 4  # MM-QFormer learnable queries
-    dropout: float = 0.1  # dropout in attention, FFN and scorer
-    center: bool = True  # subtract each video's median feature first (see FeatureBatch.centered); all archs
+    motion_dim: int = 0  # M: width of the motion level (0 = the features have none)
+    num_prompts: int = 0  # K: prompt embeddings the text level holds (0 = no text level)
+    hidden: int = 64  # H: width of node representations
+    levels: tuple[str, ...] = ("clip", "frame", "patch", "text", "motion")  # feature levels the model reads
+    fusion: str = "lego"  # lego (relationship graphs fused by LEGO) | concat (ablation: feature concatenation)
+    readout: str = "relations"  # LEGO read-out: relations (each snippet's row of G) | propagate (G X W) | both
+    learn_fusion: bool = True  # learn LEGO's A matrices (False: frozen at the uniform initialisation)
+    attention: str = "hop"  # hop (hop-diffused over G's neighbours + time) | plain (dense) | none
+    qformer: bool = True  # MM-QFormer cross-modal tokens that each snippet reads back
+    context: str = "video"  # video: context scores are centred per video (no whole-video lift) | none: raw
+    temporal_edges: int = 2  # attention edges to the c previous and c next snippets
+    relation_top_k: int = 4  # k of the "mean of the k strongest relations" read-out
+    dropout: float = 0.1  # dropout in the scorers
+    center: bool = True  # subtract each video's median feature first (all archs)
+    lego: LEGOConfig = field(default_factory=_default_lego)  # LEGO graph fusion (powers, kernel, windows)
+    hop: HopDiffusedAttentionConfig = field(default_factory=_default_hop)  # Graph4MM hop-diffused attention
+    mmq: MMQFormerConfig = field(default_factory=_default_mmq)  # Graph4MM MM-QFormer
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
-        if self.fusion not in ("lego", "concat") or self.attention not in ("hop", "plain", "none"):
-            raise ValueError(f"bad fusion/attention: {self.fusion!r}/{self.attention!r}")
+        for name, value, choices in (("arch", self.arch, ARCHS), ("fusion", self.fusion, ("lego", "concat")),
+                                     ("attention", self.attention, ("hop", "plain", "none")),
+                                     ("readout", self.readout, READOUTS), ("context", self.context, CONTEXT_SCOPES)):
+            if value not in choices:
+                raise ValueError(f"ModelConfig.{name} must be one of {choices}, got {value!r}")
+        for name in ("feature_dim", "hidden"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.hidden % self.hop.heads or self.hidden % self.mmq.heads:
+            raise ValueError(f"ModelConfig.hidden={self.hidden} must be divisible by the attention heads")
+        unknown = [lvl for lvl in self.levels if lvl not in ("clip", "frame", "patch", "text", "motion")]
+        if unknown:
+            raise ValueError(f"ModelConfig.levels: unknown level(s) {unknown}")
         object.__setattr__(self, "levels", tuple(self.levels))
+
+    def uses(self, level: str) -> bool:
+        """Whether the model reads ``level`` (motion and text also need their widths to be known)."""
+        if level == "motion":
+            return "motion" in self.levels and self.motion_dim > 0
+        if level == "text":
+            return "text" in self.levels and self.num_prompts > 0
+        return level in self.levels
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        """Inverse of ``asdict`` (unknown keys are an error: a checkpoint from another version says so)."""
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown model config keys {sorted(unknown)}")
-        return cls(**data)
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them (a checkpoint of another layout)."""
+        return _from_dict(cls, data)
 
     def to_dict(self) -> dict:
-        """JSON-ready dict."""
-        out = asdict(self)
-        out["levels"] = list(self.levels)
-        return out
+        """JSON-ready nested dict."""
+        return _jsonable(asdict(self))
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _from_dict(cls, data: dict):
+    """Build dataclass ``cls`` from a nested dict, recursing into dataclass-typed fields."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown keys {unknown} (a checkpoint of an older vadgraph layout: "
+                         f"retrain it with `vad train`)")
+    kwargs = {}
+    for key, value in data.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            value = _from_dict(hint, value)
+        elif typing.get_origin(hint) is tuple or (isinstance(hint, types.GenericAlias) and hint.__origin__ is tuple):
+            value = tuple(value)
+        kwargs[key] = value
+    return cls(**kwargs)

@@ -1,45 +1,61 @@
-"""The scoring heads behind :class:`AnomalyModel`: the vadgraph graph-fusion head and two baselines."""
+"""The scoring heads behind :class:`AnomalyModel`: the vadgraph graph-fusion head and two baselines.
+
+Every head maps a prepared :class:`FeatureBatch` to ``(logits (B, N), extras)``. Shapes: ``B`` videos, ``N``
+snippets, ``F`` frames, ``P`` patches, ``K`` prompts, ``D`` CLIP width, ``M`` motion width, ``H`` hidden width,
+``Q`` queries, ``R`` relation statistics.
+"""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fusion import LEGOConfig, LEGOGraphEncoder
-from graph4mm import HopDiffusedAttention, HopDiffusedAttentionConfig, MMQFormer, MMQFormerConfig
+from fusion import RELATION_STATS, LEGOGraphEncoder
+from graph4mm import HopDiffusedAttention, MMQFormer
 from vad.data.batch import FeatureBatch
 from vad.models.config import ModelConfig
 
 
-def level_inputs(batch: FeatureBatch, levels: tuple[str, ...]) -> dict[str, Tensor]:
-    """The feature levels of ``batch`` that ``levels`` asks for and the batch has (text: ``(K, D)``)."""
-    available = {"clip": batch.clip, "frame": batch.frame, "patch": batch.patch, "text": batch.text}
-    return {name: available[name] for name in levels if available.get(name) is not None}
+def level_inputs(batch: FeatureBatch, config: ModelConfig) -> dict[str, Tensor]:
+    """The feature levels of ``batch`` that the config reads and the batch has (text: ``(K, D)``)."""
+    return {name: batch.level(name) for name in config.levels
+            if config.uses(name) and batch.level(name) is not None}
 
 
-def concat_level_features(batch: FeatureBatch, levels: tuple[str, ...]) -> Tensor:
-    """Feature-space fusion: ``[clip; mean frame; mean patch; prompt affinities]`` → ``(B, N, 3D + K)``.
+def snippet_width(config: ModelConfig) -> int:
+    """Width of :func:`snippet_features`: clip, frame change, mean patch, motion, prompt affinities."""
+    d = config.feature_dim
+    width = d + d * ("frame" in config.levels) + d * ("patch" in config.levels)
+    return width + config.motion_dim * config.uses("motion") + config.num_prompts * config.uses("text")
 
-    Missing levels are zero-filled so the width depends only on the config, not on the batch.
+
+def snippet_features(batch: FeatureBatch, config: ModelConfig) -> Tensor:
+    """Each snippet's own evidence, concatenated: ``(B, N, snippet_width)``.
+
+    ``[clip; last - first frame; mean patch; motion; prompt affinities]``; the frame level contributes its change
+    inside the snippet (the clip level already is the frames' mean). Missing levels are zero-filled so the width
+    depends only on the config.
     """
     x = batch.clip
     parts = [x]
-    zeros = torch.zeros_like(x)
-    for name in ("frame", "patch"):
-        if name in levels:
-            feat = getattr(batch, name)
-            parts.append(feat.mean(2) if feat is not None else zeros)
-    if "text" in levels:
-        parts.append(text_affinity(x, batch.text))
+    if "frame" in config.levels:
+        parts.append(batch.frame[:, :, -1] - batch.frame[:, :, 0] if batch.frame is not None else torch.zeros_like(x))
+    if "patch" in config.levels:
+        parts.append(batch.patch.mean(2) if batch.patch is not None else torch.zeros_like(x))
+    if config.uses("motion"):
+        m = batch.motion
+        parts.append(m if m is not None else x.new_zeros(*x.shape[:2], config.motion_dim))
+    if config.uses("text"):
+        parts.append(text_affinity(x, batch.text) if batch.text is not None
+                     else x.new_zeros(*x.shape[:2], config.num_prompts))
     return torch.cat(parts, dim=-1)
 
 
-def text_affinity(x: Tensor, text: Tensor | None) -> Tensor:
+def text_affinity(x: Tensor, text: Tensor) -> Tensor:
     """Cosine similarity of each snippet to each prompt, ``(B, N, D) x (K, D) → (B, N, K)``."""
-    if text is None:
-        raise ValueError("the 'text' level needs prompt embeddings (batch.text)")
     return F.normalize(x, dim=-1) @ F.normalize(text, dim=-1).T
 
 
@@ -57,70 +73,107 @@ def temporal_neighbors(node_mask: Tensor, reach: int) -> tuple[Tensor, Tensor]:
     return idx, mask
 
 
+def center_per_video(x: Tensor, node_mask: Tensor) -> Tensor:
+    """``x (B, N, C)`` minus each video's median over its real snippets: what sets a snippet apart in its video."""
+    wt = node_mask[:, :, None]
+    median = x.masked_fill(~wt, float("nan")).nanmedian(dim=1, keepdim=True).values.nan_to_num(0.0)
+    return (x - median) * wt
+
+
+def mlp(width_in: int, hidden: int, dropout: float, zero_last: bool = False) -> nn.Sequential:
+    """``Linear → GELU → Dropout → Linear(→ 1)``; ``zero_last`` starts it at exactly 0."""
+    net = nn.Sequential(nn.Linear(width_in, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, 1))
+    if zero_last:
+        nn.init.zeros_(net[-1].weight)
+        nn.init.zeros_(net[-1].bias)
+    return net
+
+
 class GraphFusionHead(nn.Module):
-    """The vadgraph head (see the module docstring); returns ``(logits (B, N), extras)``."""
+    """The vadgraph head: own evidence + LEGO relations + within-video context.
+
+    .. math::
+        \\text{logit}_i = s\\big([W x_i;\\ \\rho(G)_i - \\text{med}_j \\rho(G)_j]\\big)
+            + \\big(c_i - \\overline{c}\\big), \\qquad c = \\text{ctx}(\\text{HopAttn}(h, G), \\text{MMQ}(h, T))
+
+    * **own**: ``x_i`` the snippet's concatenated levels (:func:`snippet_features`), projected to H.
+    * **relations** (LEGO read in relationship space): ``ρ(G)_i`` the statistics of snippet i's row of the fused
+      graph G (:func:`fusion.relation_readout`), centred on the video's median row. ``readout="propagate"``
+      instead adds LEGO's ``G X W`` to the node representation; ``"both"`` does both.
+    * **context**: hop-diffused attention over G's top-k neighbours plus temporal edges, and MM-QFormer tokens
+      read back by each snippet, scored by a zero-initialised MLP whose output is centred per video
+      (``context="video"``): context moves scores *within* a video but cannot lift a whole abnormal video,
+      the shortcut weak labels otherwise reward.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        d, h = config.feature_dim, config.hidden
+        h = config.hidden
+        self.node_proj = nn.Linear(snippet_width(config), h)
         self.lego: LEGOGraphEncoder | None = None
+        relation_width = 0
         if config.fusion == "lego":
-            self.lego = LEGOGraphEncoder(LEGOConfig(
-                levels=config.levels, in_dim=d, out_dim=h, P=config.lego_powers, Q=config.lego_powers,
-                top_k=config.top_k, window_size=config.window, window_overlap=config.window_overlap,
-                train_pair_sampling=config.pair_sampling))
-            self.node_proj = nn.Linear(d, h)
-        else:
-            self.node_proj = nn.LazyLinear(h)  # width of the concatenation depends on K prompts
+            graph_levels = tuple(lvl for lvl in config.levels if config.uses(lvl))
+            self.lego = LEGOGraphEncoder(replace(config.lego, levels=graph_levels, in_dim=h, out_dim=h,
+                                                 relation_k=config.relation_top_k))
+            self.lego.fusion.weight.requires_grad_(config.learn_fusion)
+            relation_width = len(RELATION_STATS) * (config.readout != "propagate")
+        self.relation_norm = nn.LayerNorm(relation_width) if relation_width else None
         self.attention: nn.Module | None = None
         if config.attention == "hop":
-            self.attention = HopDiffusedAttention(HopDiffusedAttentionConfig(
-                dim=h, heads=config.heads, K=config.hop_steps, alpha=config.hop_alpha, ffn_ratio=2.0,
-                dropout=config.dropout))
+            self.attention = HopDiffusedAttention(replace(config.hop, dim=h))
         elif config.attention == "plain":
-            self.attention = nn.TransformerEncoderLayer(h, config.heads, 2 * h, config.dropout, batch_first=True)
+            self.attention = nn.TransformerEncoderLayer(h, config.hop.heads, 2 * h, config.dropout, batch_first=True)
         self.qformer: MMQFormer | None = None
-        if config.qformer:
-            self.qformer = MMQFormer(MMQFormerConfig(dim=h, visual_dim=h, text_dim=d, heads=config.heads,
-                                                     num_queries=config.num_queries, ffn_ratio=2.0,
-                                                     dropout=config.dropout))
+        if config.qformer and config.uses("text"):
+            self.qformer = MMQFormer(replace(config.mmq, dim=h, visual_dim=h, text_dim=config.feature_dim))
             self.read_q = nn.Linear(h, h, bias=False)
             self.read_k = nn.Linear(h, h, bias=False)
-        self.scorer = nn.Sequential(nn.Linear(h, h), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(h, 1))
-        context = (int(config.attention != "none") + int(config.qformer)) * h
-        self.context_scorer: nn.Sequential | None = None
-        if context:
-            self.context_scorer = nn.Sequential(nn.Linear(context, h), nn.GELU(), nn.Dropout(config.dropout),
-                                                nn.Linear(h, 1))
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Zero the context scorer's output layer: training starts from the per-snippet score (see forward)."""
-        if self.context_scorer is not None:
-            nn.init.zeros_(self.context_scorer[-1].weight)
-            nn.init.zeros_(self.context_scorer[-1].bias)
+        self.scorer = mlp(h + relation_width, h, config.dropout)
+        context = (int(self.attention is not None) + int(self.qformer is not None)) * h
+        self.context_scorer = mlp(context, h, config.dropout, zero_last=True) if context else None
 
     def forward(self, batch: FeatureBatch) -> tuple[Tensor, dict[str, Tensor]]:
         cfg, mask = self.config, batch.node_mask
         extras: dict[str, Tensor] = {}
+        h = self.node_proj(snippet_features(batch, cfg))  # shape = [B, N, H]
+        own = [h]
+        graph_nb = graph_mask = None
         if self.lego is not None:
-            enc = self.lego(level_inputs(batch, cfg.levels), batch.clip, mask)
-            h = self.node_proj(batch.clip) + enc.nodes  # own features + graph-propagated relations
+            enc = self.lego(level_inputs(batch, cfg), h, mask)
             graph_nb, graph_mask = enc.neighbors, enc.neighbor_mask
             extras["degrees"] = enc.degrees
-        else:
-            h = self.node_proj(concat_level_features(batch, cfg.levels))
-            graph_nb = graph_mask = None
-        own = h  # shape = [B, N, H]; un-normalised, so the size of a snippet's deviation reaches the scorer
+            if cfg.readout != "relations":
+                h = h + enc.nodes  # LEGO's propagation path: G X W
+                own[0] = h
+            if self.relation_norm is not None:
+                relations = center_per_video(enc.relations, mask)  # shape = [B, N, R]
+                extras["relations"] = relations
+                own.append(self.relation_norm(relations))
+        logits = self.scorer(torch.cat(own, dim=-1)).squeeze(-1)
+        if self.context_scorer is not None:
+            context = self.context_scorer(torch.cat(self._context(h, batch, graph_nb, graph_mask, extras), -1))
+            context = context.squeeze(-1)
+            if cfg.context == "video":
+                context = context - (context * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True).clamp(min=1)
+            extras["context_logits"] = context
+            logits = logits + context
+        return logits.masked_fill(~mask, 0.0), extras
+
+    def _context(self, h: Tensor, batch: FeatureBatch, graph_nb: Tensor | None, graph_mask: Tensor | None,
+                 extras: dict[str, Tensor]) -> list[Tensor]:
+        """Context representations ``(B, N, H)`` each: attention over neighbours, cross-modal tokens read back."""
+        mask, parts = batch.node_mask, []
         if isinstance(self.attention, HopDiffusedAttention):
-            nb, nb_mask = temporal_neighbors(mask, cfg.temporal_edges)
+            nb, nb_mask = temporal_neighbors(mask, self.config.temporal_edges)
             if graph_nb is not None:
                 nb, nb_mask = torch.cat([graph_nb, nb], -1), torch.cat([graph_mask, nb_mask], -1)
             h = self.attention(h, neighbors=nb, neighbor_mask=nb_mask, node_mask=mask)
+            parts.append(h)
         elif self.attention is not None:
             h = self.attention(h, src_key_padding_mask=~mask)
-        parts = [h] if self.attention is not None else []
+            parts.append(h)
         if self.qformer is not None:
             text = batch.text[None].expand(h.shape[0], -1, -1)
             out = self.qformer(h, text, visual_mask=mask)
@@ -128,22 +181,24 @@ class GraphFusionHead(nn.Module):
             att = torch.softmax(self.read_q(h) @ self.read_k(tokens).transpose(1, 2) / math.sqrt(h.shape[-1]), -1)
             parts.append(att @ tokens)  # each snippet reads the cross-modal tokens
             extras["cross_attention"] = out.cross_attention
-        logits = self.scorer(own).squeeze(-1)
-        if self.context_scorer is not None:  # context (attention, cross-modal tokens) adds to the own score
-            logits = logits + self.context_scorer(torch.cat(parts, dim=-1)).squeeze(-1)
-        return logits.masked_fill(~mask, 0.0), extras
+        return parts
 
 
 class MILMLPHead(nn.Module):
-    """Sultani et al. (CVPR 2018): FC(D→512)-ReLU-FC(512→32)-FC(32→1) with dropout 0.6, per snippet."""
+    """Sultani et al. (CVPR 2018): FC(→512)-ReLU-FC(512→32)-FC(32→1) with dropout 0.6, per snippet.
+
+    Input: the same per-snippet evidence as the vadgraph head (:func:`snippet_features`), so comparisons are fair.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(config.feature_dim, 512), nn.ReLU(), nn.Dropout(0.6),
+        self.config = config
+        self.net = nn.Sequential(nn.Linear(snippet_width(config), 512), nn.ReLU(), nn.Dropout(0.6),
                                  nn.Linear(512, 32), nn.Dropout(0.6), nn.Linear(32, 1))
 
     def forward(self, batch: FeatureBatch) -> tuple[Tensor, dict[str, Tensor]]:
-        return self.net(batch.clip).squeeze(-1).masked_fill(~batch.node_mask, 0.0), {}
+        logits = self.net(snippet_features(batch, self.config)).squeeze(-1)
+        return logits.masked_fill(~batch.node_mask, 0.0), {}
 
 
 class MTNConcatHead(nn.Module):
@@ -157,9 +212,9 @@ class MTNConcatHead(nn.Module):
         super().__init__()
         h = config.hidden
         self.config = config
-        self.inp = nn.LazyLinear(h)
+        self.inp = nn.Linear(snippet_width(config), h)
         self.dilated = nn.ModuleList(nn.Conv1d(h, h // 2, 3, padding=d, dilation=d) for d in (1, 2, 4))
-        self.non_local = nn.MultiheadAttention(h // 2, max(1, config.heads // 2), batch_first=True)
+        self.non_local = nn.MultiheadAttention(h // 2, max(1, config.hop.heads // 2), batch_first=True)
         self.nl_in = nn.Conv1d(h, h // 2, 1)
         self.out = nn.Conv1d(2 * h, h, 1)
         self.norm = nn.LayerNorm(h)
@@ -167,7 +222,7 @@ class MTNConcatHead(nn.Module):
 
     def forward(self, batch: FeatureBatch) -> tuple[Tensor, dict[str, Tensor]]:
         mask = batch.node_mask
-        x = self.inp(concat_level_features(batch, self.config.levels)) * mask[..., None]  # shape = [B, N, H]
+        x = self.inp(snippet_features(batch, self.config)) * mask[..., None]  # shape = [B, N, H]
         t = x.transpose(1, 2)  # shape = [B, H, N]
         branches = [F.relu(conv(t)) for conv in self.dilated]
         nl = self.nl_in(t).transpose(1, 2)
