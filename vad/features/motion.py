@@ -107,33 +107,40 @@ class MotionEncoder:
         return self.snippets(frames[None], previous_frame, frame_gap)[0]
 
     def snippets(self, frames: np.ndarray, previous_frame: np.ndarray | None = None,
-                 frame_gap: float = 1.0) -> np.ndarray:
+                 frame_gap: float = 1.0, chain: bool = True) -> np.ndarray:
         """``(N, F, H, W, 3)`` uint8 -> ``(N, M)`` float32; each snippet is chained to the one before.
 
         The first snippet pairs with ``previous_frame`` ``(H, W, 3)`` when given (pass the last frame of the
         previous batch to chain batches). If it has no pair (F = 1, no previous frame) and N > 1, it copies
         the second snippet's vector rather than claiming "no motion" at the start of every video.
         ``frame_gap``: source frames between consecutive sampled frames (S / F for ``plan_snippets``).
+        ``chain=False`` uses only pairs inside each snippet. Flow loses fast movers over large gaps (DIS: a
+        6 px/frame disc at 224 px beyond gap 2, see the bench), so with S = 16 prefer decoding frame i + 1
+        next to each sampled frame i and passing those pairs with ``chain=False, frame_gap=1``.
         """
         frames = _check_frames(frames, 5, "frames")
         if not frame_gap > 0:
             raise ValueError(f"frame_gap must be > 0, got {frame_gap}")
+        if not chain and previous_frame is not None:
+            raise ValueError("previous_frame needs chain=True")
         n, f, h, w = frames.shape[:4]
-        prev = None
-        if previous_frame is not None:
-            previous_frame = _check_frames(previous_frame, 3, "previous_frame")
-            if previous_frame.shape != (h, w, 3):
-                raise ValueError(f"previous_frame shape {previous_frame.shape} != frame shape {(h, w, 3)}")
-            prev = self._gray(previous_frame[None])[0]
+        prev = None if previous_frame is None else self._previous_gray(previous_frame, (h, w, 3))
         grays = self._gray(frames.reshape(n * f, h, w, 3))
         raws: list[np.ndarray | None] = []
         for i in range(n):
             chunk = grays[i * f:(i + 1) * f]
             raws.append(self._raw(chunk if prev is None else [prev, *chunk], float(frame_gap)))
-            prev = chunk[-1]
+            prev = chunk[-1] if chain else None
         if n > 1 and raws[0] is None:
             raws[0] = raws[1]
         return np.stack([self._finish(r) for r in raws]) if n else np.zeros((0, self.dim), np.float32)
+
+    def _previous_gray(self, frame: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+        """Checked ``(H, W, 3)`` previous frame -> grayscale at the reduced size."""
+        frame = _check_frames(frame, 3, "previous_frame")
+        if frame.shape != shape:
+            raise ValueError(f"previous_frame shape {frame.shape} != frame shape {shape}")
+        return self._gray(frame[None])[0]
 
     def _gray(self, frames: np.ndarray) -> list[np.ndarray]:
         """``(T, H, W, 3)`` uint8 RGB -> T grayscale uint8 frames at the reduced size."""

@@ -116,6 +116,16 @@ def test_single_frame_snippets_chain(encoder: MotionEncoder) -> None:
     np.testing.assert_array_equal(pairs[1], encoder.snippet(clip[2:], previous_frame=clip[1]))
 
 
+def test_unchained_pairs(encoder: MotionEncoder) -> None:
+    slow, fast = make_clip(1.0, frames=2), make_clip(4.0, frames=2, seed=3)
+    out = encoder.snippets(np.stack([slow, fast]), chain=False)
+    np.testing.assert_array_equal(out[0], encoder.snippet(slow))
+    np.testing.assert_array_equal(out[1], encoder.snippet(fast))  # no (slow[-1], fast[0]) pair mixed in
+    assert not np.array_equal(out[1], encoder.snippets(np.stack([slow, fast]))[1])
+    with pytest.raises(ValueError):
+        encoder.snippets(fast[None], previous_frame=slow[-1], chain=False)
+
+
 @pytest.mark.parametrize("frames", [
     np.zeros((3, 48, 64, 3), np.uint8),  # all black
     np.full((2, 16, 16, 3), 255, np.uint8),  # tiny, saturated
