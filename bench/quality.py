@@ -2,25 +2,22 @@
 
 One small random-initialised open_clip backbone (written to a checkpoint file and loaded back through
 ``--pretrained PATH``), features extracted once and cached; every variant trained with several seeds, model
-selection on the val split, metrics on the test split. Prints a table of mean ± std frame AUC and AP, the
-parameter count and seconds per epoch.
+selection on the val split, metrics on the test split. Prints a table of mean ± std frame AUC, leak AUC
+(normal frames of abnormal videos vs normal videos; 50 = the model localises) and AP, the parameter count and
+seconds per epoch, and writes ``results.json`` and a Markdown table (``results.md``) beside the cache.
 
-    python bench/quality.py                  # 300 videos, 3 seeds (about 15 minutes on 2 CPU cores)
-    python bench/quality.py --videos 120 --seeds 1 --out bench/out/quality-small
+    python -m bench.quality                  # 300 videos, 5 seeds
+    python -m bench.quality --videos 120 --seeds 2 --out bench/out/quality-small
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vad.data.dataset import load_dataset
 from vad.data.groundtruth import read_synth_gt
@@ -34,15 +31,24 @@ from vad.models.config import ModelConfig
 from vad.synth.benchmark import SynthConfig
 from vad.synth.generate import make_benchmark
 
+DEFAULT = "default: LEGO relations + hop attention + MM-QFormer (context centred per video)"
 VARIANTS: dict[str, dict] = {
-    "full (LEGO + hop attention + MM-QFormer)": {},
+    DEFAULT: {},
     "ablation: concat fusion instead of LEGO": {"fusion": "concat"},
+    "ablation: LEGO fusion weights frozen at uniform": {"learn_fusion": False},
+    "ablation: LEGO propagation (G X W) instead of relations": {"readout": "propagate"},
     "ablation: plain attention instead of hop": {"attention": "plain"},
+    "ablation: no graph attention": {"attention": "none"},
     "ablation: no MM-QFormer": {"qformer": False},
-    "LEGO + scorer (no attention, no MM-QFormer)": {"attention": "none", "qformer": False},
-    "concat + scorer (no attention, no MM-QFormer)": {"fusion": "concat", "attention": "none", "qformer": False},
+    "ablation: context not centred per video": {"context": "none"},
+    "ablation: no motion level": {"levels": ("clip", "frame", "patch", "text")},
+    "LEGO relations + scorer only": {"attention": "none", "qformer": False},
+    "concat + scorer only": {"fusion": "concat", "attention": "none", "qformer": False},
     "baseline: MIL-MLP (Sultani)": {"arch": "mil_mlp"},
     "baseline: concat + MTN temporal head": {"arch": "mtn_concat"},
+}
+TRAIN_OVERRIDES: dict[str, dict] = {
+    "with degree-variance regulariser (weight 0.1)": {"degree_weight": 0.1},
 }
 
 
@@ -55,26 +61,58 @@ def prepare(out: Path, videos: int, data_seed: int, difficulty: float) -> tuple[
     if not ckpt.exists():
         save_random_checkpoint(TINY_MODEL, ckpt, seed=0)
     cfg = ExtractConfig(backbone=BackboneConfig(TINY_MODEL, str(ckpt), "cpu", patch_grid=2),
-                        snippets=SnippetConfig(snippet_len=8, frames_per_snippet=2), batch_snippets=32)
+                        snippets=SnippetConfig(snippet_len=8, frames_per_snippet=2), batch_snippets=32, motion=True)
     report = extract_videos([bench / "videos"], feats, cfg)
     if report.failed:
         raise SystemExit(f"feature extraction failed for {len(report.failed)} videos")
     return bench, feats
 
 
-def deviation_reference(dataset, bench: Path) -> tuple[float, float]:
-    """Training-free reference: a snippet's distance from its video's median clip feature, min-max per video."""
+def deviation_reference(dataset, bench: Path, levels: tuple[str, ...] = ("clip", "motion")):
+    """Training-free reference: a snippet's distance from its video's median (per level, standardised over the
+    training videos, summed), min-max per video."""
     from vad.engine.metrics import evaluate, expand_to_frames
 
     gt = read_synth_gt(bench, "test")
+    train = dataset.split("train")
+    std = {lvl: np.concatenate([getattr(r.features, lvl) - np.median(getattr(r.features, lvl), 0) for r in train]
+                               ).std(0) + 1e-6 for lvl in levels}
     scores = {}
     for r in dataset.split("test"):
         f = r.features
-        d = np.linalg.norm(f.clip - np.median(f.clip, axis=0), axis=1)
+        d = sum(np.linalg.norm((getattr(f, lvl) - np.median(getattr(f, lvl), 0)) / std[lvl], axis=1)
+                for lvl in levels)
         d = (d - d.min()) / (d.max() - d.min() + 1e-9)
         scores[r.name] = expand_to_frames(d, f.num_video_frames, f.meta.snippet_len)
-    report = evaluate(scores, gt.frames, gt.classes)
-    return 100 * report.auc, 100 * report.ap
+    return evaluate(scores, gt.frames, gt.classes)
+
+
+def run_variant(dataset, bench: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, seeds: int,
+                val_gt) -> dict:
+    """Train and test one variant with ``seeds`` training seeds: the row of the results table."""
+    rows = {"auc": [], "leak": [], "ap": [], "sec": []}
+    params = 0
+    for seed in range(seeds):
+        result = train_model(dataset, model_cfg, replace(train_cfg, seed=seed), None, val_gt, progress=False)
+        loaded = LoadedModel(result.model, dataset.levels(), dataset.text.embeddings, dataset.text.prompts, {}, {})
+        report = evaluate_model(loaded, dataset, "test", GroundTruthSource(benchmark=str(bench))).report
+        rows["auc"].append(100 * report.auc)
+        rows["leak"].append(100 * report.leak_auc)
+        rows["ap"].append(100 * report.ap)
+        rows["sec"].append(result.seconds_per_epoch)
+        params = result.model.num_parameters()
+    return {**{f"{k}_mean": float(np.mean(v)) for k, v in rows.items()},
+            **{f"{k}_std": float(np.std(v)) for k, v in rows.items()}, "aucs": rows["auc"], "params": params}
+
+
+def format_rows(rows: list[dict]) -> list[str]:
+    """The results as a Markdown table (mean ± std over seeds)."""
+    out = ["| variant | frame AUC % | leak AUC % | AP % | params | s/epoch |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r['variant']} | {r['auc_mean']:.2f} ± {r['auc_std']:.2f} | {r['leak_mean']:.2f} ± "
+                   f"{r['leak_std']:.2f} | {r['ap_mean']:.2f} ± {r['ap_std']:.2f} | {r['params']:,} | "
+                   f"{r['sec_mean']:.2f} |")
+    return out
 
 
 def main() -> None:
@@ -83,48 +121,40 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=300)
     ap.add_argument("--data-seed", type=int, default=7)
     ap.add_argument("--difficulty", type=float, default=0.5)
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--only", nargs="*", help="substrings of variant names to run")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     started = time.perf_counter()
     bench, feats = prepare(args.out, args.videos, args.data_seed, args.difficulty)
     dataset = load_dataset(feats, bench)
     val_gt = read_synth_gt(bench, "val").frames
-    base_model = ModelConfig(feature_dim=dataset.dim, hidden=args.hidden)
+    base_model = ModelConfig(hidden=args.hidden)
+    base_train = TrainConfig(epochs=args.epochs, num_snippets=32, device="cpu")
+    jobs = [(name, replace(base_model, **o), base_train) for name, o in VARIANTS.items()]
+    jobs += [(f"default {name}", base_model, replace(base_train, **o)) for name, o in TRAIN_OVERRIDES.items()]
     rows = []
-    for name, overrides in VARIANTS.items():
+    for name, model_cfg, train_cfg in jobs:
         if args.only and not any(s in name for s in args.only):
             continue
-        aucs, aps, secs, params = [], [], [], 0
-        for seed in range(args.seeds):
-            train_cfg = TrainConfig(epochs=args.epochs, num_snippets=32, seed=seed, device="cpu", patience=8)
-            result = train_model(dataset, replace(base_model, **overrides), train_cfg, None, val_gt, progress=False)
-            loaded = LoadedModel(result.model, dataset.levels(), dataset.text.embeddings, dataset.text.prompts, {}, {})
-            report = evaluate_model(loaded, dataset, "test", GroundTruthSource(benchmark=str(bench))).report
-            aucs.append(100 * report.auc)
-            aps.append(100 * report.ap)
-            secs.append(result.seconds_per_epoch)
-            params = result.model.num_parameters()
-        rows.append({"variant": name, "auc_mean": float(np.mean(aucs)), "auc_std": float(np.std(aucs)),
-                     "ap_mean": float(np.mean(aps)), "ap_std": float(np.std(aps)), "aucs": aucs,
-                     "params": params, "sec_per_epoch": float(np.mean(secs))})
-        print(f"  done: {name}: AUC {np.mean(aucs):.2f} ± {np.std(aucs):.2f}", flush=True)
-    ref_auc, ref_ap = deviation_reference(dataset, bench)
-    rows.append({"variant": "reference: distance from video median (no training)", "auc_mean": ref_auc,
-                 "auc_std": 0.0, "ap_mean": ref_ap, "ap_std": 0.0, "aucs": [ref_auc], "params": 0,
-                 "sec_per_epoch": 0.0})
+        rows.append({"variant": name, **run_variant(dataset, bench, model_cfg, train_cfg, args.seeds, val_gt)})
+        print(f"  done: {name}: AUC {rows[-1]['auc_mean']:.2f} ± {rows[-1]['auc_std']:.2f}, leak "
+              f"{rows[-1]['leak_mean']:.2f}", flush=True)
+    for levels in (("clip",), ("clip", "motion")):
+        ref = deviation_reference(dataset, bench, levels)
+        rows.append({"variant": f"reference: distance from video median, {' + '.join(levels)} (no training)",
+                     "auc_mean": 100 * ref.auc, "auc_std": 0.0, "leak_mean": 100 * ref.leak_auc, "leak_std": 0.0,
+                     "ap_mean": 100 * ref.ap, "ap_std": 0.0, "sec_mean": 0.0, "sec_std": 0.0, "aucs": [], "params": 0})
     counts = {s: len(dataset.split(s)) for s in ("train", "val", "test")}
-    print(f"\nsynthetic benchmark: {args.videos} videos (seed {args.data_seed}, difficulty {args.difficulty}), "
-          f"splits {counts}; backbone {TINY_MODEL} (random weights via checkpoint); {args.seeds} training seeds")
-    print(f"{'variant':<52}{'frame AUC %':>16}{'AP %':>16}{'params':>10}{'s/epoch':>9}")
-    for r in rows:
-        print(f"{r['variant']:<52}{r['auc_mean']:>9.2f} ± {r['auc_std']:<4.2f}{r['ap_mean']:>9.2f} ± "
-              f"{r['ap_std']:<4.2f}{r['params']:>10,}{r['sec_per_epoch']:>9.2f}")
-    print(f"total {time.perf_counter() - started:.0f} s")
+    header = (f"synthetic benchmark: {args.videos} videos (seed {args.data_seed}, difficulty {args.difficulty}), "
+              f"splits {counts}; backbone {TINY_MODEL} (random weights via checkpoint); {args.seeds} training "
+              f"seeds; `python -m bench.quality --videos {args.videos} --seeds {args.seeds}` "
+              f"({time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s)")
+    table = "\n".join([header, "", *format_rows(rows)])
+    print("\n" + table)
     (args.out / "results.json").write_text(json.dumps(rows, indent=2))
+    (args.out / "results.md").write_text(table + "\n")
 
 
 if __name__ == "__main__":

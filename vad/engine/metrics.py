@@ -7,7 +7,7 @@ note in :attr:`EvalReport.notes` says why; it never raises.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -39,6 +39,7 @@ class EvalReport:
     auc: float  # ROC-AUC over all frames of all videos, concatenated
     ap: float  # average precision over the same frames (XD-Violence's headline metric)
     auc_abnormal: float  # ROC-AUC over the frames of abnormal videos only
+    leak_auc: float  # AUC of normal frames of abnormal videos vs frames of normal videos (0.5 = no shortcut)
     far: float  # false-alarm rate: share of normal videos' frames scored >= threshold
     threshold: float  # the FAR threshold
     per_class_auc: dict[str, float]  # class -> AUC over that class's abnormal videos + all normal videos
@@ -70,6 +71,7 @@ class EvalReport:
             f"{'frame AUC':<24}{pct(self.auc):>8}",
             f"{'AP':<24}{pct(self.ap):>8}",
             f"{'AUC (abnormal videos)':<24}{pct(self.auc_abnormal):>8}",
+            f"{'leak AUC (50 = none)':<24}{pct(self.leak_auc):>8}",
             f"{f'FAR @ {self.threshold:g} (normal)':<24}{pct(self.far):>8}",
         ]
         if self.per_class_auc:
@@ -86,6 +88,23 @@ def _auc(y: np.ndarray, s: np.ndarray, what: str, notes: list[str]) -> float:
         notes.append(f"{what}: undefined, the frames hold only label {int(y[0]) if y.size else 'none'}")
         return float("nan")
     return float(roc_auc_score(y, s))
+
+
+def leak_auc(normal_frames_of_abnormal: Sequence[np.ndarray], normal_videos: Sequence[np.ndarray],
+             notes: list[str] | None = None) -> float:
+    """AUC of the *normal* frames of abnormal videos (positives) against the frames of normal videos.
+
+    0.5 means the model does not score an abnormal video's normal part any higher than a normal video: it
+    localises. Well above 0.5 means it learned *which video* is abnormal, the shortcut of weak labels.
+    """
+    pos = [np.asarray(s, dtype=np.float64) for s in normal_frames_of_abnormal if len(s)]
+    neg = [np.asarray(s, dtype=np.float64) for s in normal_videos if len(s)]
+    if not pos or not neg:
+        if notes is not None:
+            notes.append("leak AUC: undefined, needs normal frames in abnormal videos and normal videos")
+        return float("nan")
+    p, n = np.concatenate(pos), np.concatenate(neg)
+    return float(roc_auc_score(np.r_[np.ones(p.size), np.zeros(n.size)], np.r_[p, n]))
 
 
 def evaluate(frame_scores: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray],
@@ -136,6 +155,7 @@ def evaluate(frame_scores: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray
     else:
         far = float("nan")
         notes.append("FAR: undefined, no normal videos")
+    leak = leak_auc([ss[i][ys[i] == 0] for i in abn], [ss[i] for i in nor], notes)
 
     per_class: dict[str, float] = {}
     counts: dict[str, int] = {}
@@ -151,7 +171,7 @@ def evaluate(frame_scores: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray
             members = ix + nor
             per_class[cls] = _auc(np.concatenate([ys[i] for i in members]),
                                   np.concatenate([ss[i] for i in members]), f"AUC ({cls})", notes)
-    return EvalReport(auc=auc, ap=ap, auc_abnormal=auc_abn, far=far, threshold=float(threshold),
+    return EvalReport(auc=auc, ap=ap, auc_abnormal=auc_abn, leak_auc=leak, far=far, threshold=float(threshold),
                       per_class_auc=per_class, num_videos=len(names), num_abnormal_videos=len(abn),
                       num_frames=int(y_all.size), num_abnormal_frames=int(y_all.sum()), class_counts=counts,
                       notes=notes)

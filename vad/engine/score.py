@@ -151,8 +151,9 @@ class Scorer:
 
 def _extractor_for(loaded: LoadedModel, config: ScoreConfig, model_dir: Path):
     """The feature extractor that makes the same features the model was trained on (or a clear error)."""
-    from vad.features.backbone import RANDOM, BackboneConfig
+    from vad.features.backbone import BackboneConfig
     from vad.features.extract import ExtractConfig, FeatureExtractor
+    from vad.features.motion import MotionConfig
     from vad.features.video import SnippetConfig
 
     bb = loaded.backbone
@@ -163,9 +164,6 @@ def _extractor_for(loaded: LoadedModel, config: ScoreConfig, model_dir: Path):
     name = config.backbone or bb["name"]
     weights = config.pretrained or bb.get("weights", "")
     if not config.pretrained:
-        if weights == RANDOM:
-            raise WeightsError(f"{model_dir}: the model was trained on features of an unsaved random-initialised "
-                               f"{name}, which cannot be rebuilt; pass --pretrained with the same weights file")
         looks_like_file = os.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors"))
         if looks_like_file and not os.path.isfile(weights):
             raise WeightsError(f"{model_dir}: the model was trained on {name} features from weights {weights}, "
@@ -179,7 +177,8 @@ def _extractor_for(loaded: LoadedModel, config: ScoreConfig, model_dir: Path):
         raise WeightsError(f"{model_dir}: bad snippet settings in config.json ({exc})") from exc
     extract_cfg = ExtractConfig(
         backbone=BackboneConfig(name, weights, config.device, config.precision, int(bb.get("patch_grid", 2))),
-        snippets=snippets, batch_snippets=config.batch_snippets)
+        snippets=snippets, batch_snippets=config.batch_snippets,
+        motion=loaded.model.config.uses("motion"), motion_config=MotionConfig(**bb.get("motion", {})))
     extractor = FeatureExtractor(extract_cfg)
     want = loaded.model.config.feature_dim
     if want and extractor.backbone.embed_dim != want:

@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vad.data.batch import collate
+from fusion import degree_variance_loss
 from vad.data.dataset import Dataset, VideoRecord, load_dataset
 from vad.engine.inference import score_records
 from vad.engine.metrics import evaluate
@@ -38,14 +39,17 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     """Optimisation settings."""
 
-    epochs: int = 30  # upper bound; early stopping usually ends sooner
+    epochs: int = 40  # upper bound; early stopping usually ends sooner
     batch_size: int = 16  # videos per step: half normal, half abnormal
     num_snippets: int = 64  # longer training videos are average-pooled to this many snippets, shorter padded
     lr: float = 5e-4  # AdamW learning rate
-    weight_decay: float = 1e-3  # AdamW weight decay
+    fusion_lr_scale: float = 20.0  # LEGO's A matrices learn this much faster (54 numbers shared by every node)
+    weight_decay: float = 1e-3  # AdamW weight decay (not applied to A)
     smooth_weight: float = 8e-4  # RTFM temporal smoothness on abnormal videos
     sparsity_weight: float = 8e-4  # RTFM sparsity on abnormal videos
-    patience: int = 6  # epochs without validation improvement before stopping
+    degree_weight: float = 0.0  # LEGO paper's degree-variance regulariser on G (0 = off)
+    ema_decay: float = 0.99  # weights are averaged (EMA per step); validation and the checkpoint use the average
+    patience: int = 10  # epochs without validation improvement before stopping
     seed: int = 0  # everything random (init, sampling, dropout) derives from it
     device: str = "auto"  # auto | cpu | cuda
     grad_clip: float = 5.0  # max gradient norm
@@ -122,72 +126,124 @@ def validation_score(model: AnomalyModel, records: Sequence[VideoRecord], text: 
     return float(roc_auc_score(y, s)) if len(set(y)) == 2 else float("nan"), "video_auc"
 
 
+def complete_model_config(model_config: ModelConfig, dataset: Dataset) -> ModelConfig:
+    """Fill the widths the features decide (D, M, K) and drop levels the features lack (with a note)."""
+    levels = dataset.levels()
+    text = dataset.text
+    available = levels + (("text",) if text is not None else ())
+    missing = [lvl for lvl in model_config.levels if lvl not in available]
+    if missing:  # e.g. peer formats: clip level only, no prompt embeddings; old features: no motion
+        dataset.notes.append(f"features have no {', '.join(missing)} level(s): those levels are off")
+    first = next(iter(dataset.records.values())).features
+    return replace(model_config, levels=tuple(lvl for lvl in model_config.levels if lvl in available),
+                   feature_dim=dataset.dim, motion_dim=0 if first.motion is None else int(first.motion.shape[1]),
+                   num_prompts=0 if text is None else len(text.embeddings))
+
+
+class Trainer:
+    """Weakly supervised training of one :class:`AnomalyModel`: :meth:`fit`, :meth:`validate`, :meth:`save`.
+
+    The weights that are validated and kept are an exponential moving average of the trained ones
+    (``ema_decay``), so the selected epoch is not a lottery of one noisy step; selection is on the val split.
+    """
+
+    def __init__(self, dataset: Dataset, model_config: ModelConfig, config: TrainConfig,
+                 val_gt: Mapping[str, np.ndarray] | None = None, progress: bool = True) -> None:
+        self.train_set, self.val_set = dataset.split("train"), dataset.split("val")
+        if not self.train_set:
+            raise VadError("no training videos (split 'train' is empty)")
+        if not self.val_set:
+            raise VadError("no validation videos: model selection needs a val split (pass --val-fraction > 0)")
+        _seed_everything(config.seed)
+        self.dataset, self.config, self.val_gt, self.progress = dataset, config, val_gt, progress
+        self.device = resolve_device(config.device)
+        self.levels = dataset.levels()
+        self.text = None if dataset.text is None else dataset.text.embeddings
+        self.model = AnomalyModel(complete_model_config(model_config, dataset))
+        self.model.fit_input_scale([r.features for r in self.train_set])
+        self.model.to(self.device)
+        self.average = torch.optim.swa_utils.AveragedModel(
+            self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
+            use_buffers=True)
+        self.optimizer = torch.optim.AdamW(self._param_groups(), lr=config.lr, weight_decay=config.weight_decay)
+        self.rng = np.random.default_rng(config.seed)
+        self.history: list[dict] = []
+
+    def _param_groups(self) -> list[dict]:
+        """LEGO's fusion matrices get ``fusion_lr_scale`` × the learning rate and no weight decay."""
+        fusion = [p for n, p in self.model.named_parameters() if n.endswith("fusion.weight") and p.requires_grad]
+        ids = {id(p) for p in fusion}
+        rest = [p for p in self.model.parameters() if p.requires_grad and id(p) not in ids]
+        groups = [{"params": rest}]
+        if fusion:
+            groups.append({"params": fusion, "lr": self.config.lr * self.config.fusion_lr_scale, "weight_decay": 0.0})
+        return groups
+
+    def train_epoch(self) -> float:
+        """One pass over paired normal/abnormal batches; the mean loss."""
+        cfg, model = self.config, self.model
+        model.train()
+        losses = []
+        for idx in paired_batches(self.train_set, cfg.batch_size, self.rng):
+            batch = collate([self.train_set[i].features for i in idx], self.levels, self.text, cfg.num_snippets,
+                            pad_short=True).to(self.device)
+            labels = torch.tensor([self.train_set[i].label for i in idx], device=self.device)
+            out = model(batch)
+            loss = mil_loss(out.scores, labels, cfg, batch.node_mask)
+            if cfg.degree_weight and "degrees" in out.extras:
+                loss = loss + cfg.degree_weight * degree_variance_loss(out.extras["degrees"], labels, batch.node_mask)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.average.update_parameters(model)
+            losses.append(loss.item())
+        return float(np.mean(losses))
+
+    def validate(self) -> tuple[float, str]:
+        """Selection metric of the averaged weights on the val split (see :func:`validation_score`)."""
+        return validation_score(self.average.module, self.val_set, self.text, self.levels, self.val_gt, self.device)
+
+    def fit(self) -> TrainResult:
+        """Train up to ``epochs`` epochs with early stopping; the best validated averaged weights are kept."""
+        best = (-math.inf, -1, None)
+        metric_name, stale = "", 0
+        bar = tqdm(range(self.config.epochs), desc="train", unit="epoch", disable=not self.progress)
+        for epoch in bar:
+            started = time.perf_counter()
+            loss = self.train_epoch()
+            seconds = time.perf_counter() - started
+            val, metric_name = self.validate()
+            self.history.append({"epoch": epoch + 1, "loss": loss, metric_name: val, "seconds": round(seconds, 3)})
+            log.info("epoch %d loss %.4f val %s %.4f", epoch + 1, loss, metric_name, val)
+            bar.set_postfix(loss=f"{loss:.3f}", val=f"{val:.3f}")
+            if val > best[0]:
+                state = {k: v.detach().clone() for k, v in self.average.module.state_dict().items()}
+                best, stale = (val, epoch + 1, state), 0
+            else:
+                stale += 1
+                if stale >= self.config.patience:
+                    break
+        self.model.load_state_dict(best[2])
+        self.model.eval()
+        return TrainResult(self.model, best[1], best[0], metric_name, self.history,
+                           float(np.mean([h["seconds"] for h in self.history])))
+
+    def save(self, out_dir: str | os.PathLike, result: TrainResult) -> None:
+        """Checkpoint of the selected weights, with the training config and history beside them."""
+        save_checkpoint(out_dir, result.model, self.dataset, self.levels, extra={
+            "train_config": asdict(self.config), "best_epoch": result.best_epoch, "best_val": result.best_val,
+            "val_metric": result.val_metric, "history": result.history, "notes": self.dataset.notes})
+
+
 def train_model(dataset: Dataset, model_config: ModelConfig, config: TrainConfig,
                 out_dir: str | os.PathLike | None = None, val_gt: Mapping[str, np.ndarray] | None = None,
                 progress: bool = True) -> TrainResult:
     """Train on ``dataset``'s train split, select on its val split, write the checkpoint to ``out_dir``."""
-    train, val = dataset.split("train"), dataset.split("val")
-    if not train:
-        raise VadError("no training videos (split 'train' is empty)")
-    if not val:
-        raise VadError("no validation videos: model selection needs a val split (pass --val-fraction > 0)")
-    _seed_everything(config.seed)
-    device = resolve_device(config.device)
-    levels = dataset.levels()
-    text = None if dataset.text is None else dataset.text.embeddings
-    available = levels + (("text",) if text is not None else ())
-    missing = [lvl for lvl in model_config.levels if lvl not in available]
-    if missing:  # e.g. peer formats: clip level only, no prompt embeddings
-        model_config = replace(model_config, levels=tuple(lvl for lvl in model_config.levels if lvl in available))
-        dataset.notes.append(f"features have no {', '.join(missing)} level(s): those levels are off")
-    model = AnomalyModel(model_config)
-    model.fit_input_scale([r.features for r in train])
-    model.to(device)
-    rng = np.random.default_rng(config.seed)
-    # materialise lazy layers with one batch before the optimiser sees the parameters
-    warm = collate([train[0].features], levels, text, config.num_snippets).to(device)
-    model(warm)
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    best = (-math.inf, -1, None)
-    history: list[dict] = []
-    metric_name = ""
-    epoch_bar = tqdm(range(config.epochs), desc="train", unit="epoch", disable=not progress)
-    stale = 0
-    for epoch in epoch_bar:
-        started = time.perf_counter()
-        model.train()
-        losses = []
-        for idx in paired_batches(train, config.batch_size, rng):
-            batch = collate([train[i].features for i in idx], levels, text, config.num_snippets,
-                            pad_short=True).to(device)
-            labels = torch.tensor([train[i].label for i in idx], device=device)
-            loss = mil_loss(model(batch).scores, labels, config, batch.node_mask)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            losses.append(loss.item())
-        seconds = time.perf_counter() - started
-        val_score, metric_name = validation_score(model, val, text, levels, val_gt, device)
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)), metric_name: val_score,
-                        "seconds": round(seconds, 3)})
-        log.info("epoch %d loss %.4f val %s %.4f", epoch, np.mean(losses), metric_name, val_score)
-        epoch_bar.set_postfix(loss=f"{np.mean(losses):.3f}", val=f"{val_score:.3f}")
-        if val_score > best[0]:
-            best = (val_score, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()})
-            stale = 0
-        else:
-            stale += 1
-            if stale >= config.patience:
-                break
-    model.load_state_dict(best[2])
-    model.eval()
-    result = TrainResult(model, best[1], best[0], metric_name, history,
-                         float(np.mean([h["seconds"] for h in history])))
+    trainer = Trainer(dataset, model_config, config, val_gt, progress)
+    result = trainer.fit()
     if out_dir is not None:
-        save_checkpoint(out_dir, model, dataset, levels, extra={
-            "train_config": asdict(config), "best_epoch": result.best_epoch, "best_val": result.best_val,
-            "val_metric": metric_name, "history": history, "notes": dataset.notes})
+        trainer.save(out_dir, result)
     return result
 
 
@@ -206,5 +262,4 @@ def train_from_paths(features: str | os.PathLike, out_dir: str | os.PathLike, la
     val_gt = None
     if labels is not None and Path(labels).is_dir() and (Path(labels) / "benchmark.json").exists():
         val_gt = read_synth_gt(labels, "val").frames
-    model_config = replace(model_config, feature_dim=dataset.dim)
     return train_model(dataset, model_config, config, out_dir, val_gt, progress)

@@ -149,6 +149,21 @@ class Backbone:
         return F.normalize(emb.float(), dim=-1)
 
 
+def random_seed(pretrained: str) -> int | None:
+    """The seed of a random-initialised backbone: ``random`` = 0, ``random:SEED``; None for real weights.
+
+    Seeded, so any later command (``vad score`` rebuilding the checkpoint's backbone) gets the same weights.
+    """
+    if pretrained == RANDOM:
+        return 0
+    if pretrained.startswith(RANDOM + ":"):
+        try:
+            return int(pretrained.split(":", 1)[1])
+        except ValueError:
+            raise WeightsError(f"--pretrained {pretrained!r}: the seed after 'random:' must be an integer") from None
+    return None
+
+
 def load_backbone(config: BackboneConfig) -> Backbone:
     """Build the open_clip model named in ``config`` and load its weights (see module docstring)."""
     import open_clip
@@ -159,11 +174,15 @@ def load_backbone(config: BackboneConfig) -> Backbone:
                            f"(e.g. ViT-B-16, ViT-B-32, ViT-L-14, {TINY_MODEL})")
     device = resolve_device(config.device)
     pretrained = config.pretrained
-    if pretrained == RANDOM:
-        logging.getLogger(__name__).warning("using a RANDOM-initialised %s backbone (asked for with --pretrained "
-                                            "random): features carry no learned semantics", config.name)
-        model = open_clip.create_model(config.name, pretrained=None, pretrained_text=False, device="cpu")
-        weights_id = RANDOM
+    seed = random_seed(pretrained)
+    if seed is not None:
+        logging.getLogger(__name__).warning("using a RANDOM-initialised %s backbone (seed %d, asked for with "
+                                            "--pretrained %s): features carry no learned semantics",
+                                            config.name, seed, pretrained)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = open_clip.create_model(config.name, pretrained=None, pretrained_text=False, device="cpu")
+        weights_id = RANDOM if seed == 0 else f"{RANDOM}:{seed}"
     else:
         model = _create_with_weights(open_clip, config.name, pretrained)
         weights_id = str(Path(pretrained).resolve()) if os.path.isfile(pretrained) else pretrained

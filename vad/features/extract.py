@@ -84,10 +84,12 @@ class FeatureExtractor:
             pooled_all = np.empty((n, f, self.backbone.embed_dim), np.float32)
             patch_all: np.ndarray | None = None
             motion_all: list[np.ndarray] = []
-            batches = iter_snippet_frames(source, plan, cfg.batch_snippets)
-            if cfg.motion:
-                gap = cfg.snippets.snippet_len / cfg.snippets.frames_per_snippet
-                batches = with_motion(batches, MotionEncoder(cfg.motion_config), gap)
+            if cfg.motion:  # each sampled frame i is decoded with its successor i + 1, in the same pass
+                decode_plan = np.stack([plan, np.minimum(plan + 1, source.info.num_frames - 1)], -1).reshape(n, -1)
+                batches = with_motion(iter_snippet_frames(source, decode_plan, cfg.batch_snippets),
+                                      MotionEncoder(cfg.motion_config))
+            else:
+                batches = iter_snippet_frames(source, plan, cfg.batch_snippets)
             for sl, frames, *motion in _prefetched(batches, cfg.prefetch):
                 motion_all.extend(motion)
                 b = frames.shape[0]
@@ -112,16 +114,19 @@ class FeatureExtractor:
                              motion=motion)
 
 
-def with_motion(batches: Iterator[tuple[slice, np.ndarray]], encoder: MotionEncoder, frame_gap: float
+def with_motion(batches: Iterator[tuple[slice, np.ndarray]], encoder: MotionEncoder
                 ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-    """Add each batch's motion vectors ``(b, M)`` to ``(slice, frames (b, F, H, W, 3))``, chained across batches.
+    """Split each decoded batch ``(b, 2F, H, W, 3)`` of (frame, next frame) pairs into the F frames the encoder
+    sees and the motion level ``(b, M)``: flow of each adjacent pair, averaged over the snippet's F pairs.
 
-    Runs where the frames are decoded (the prefetch thread), so flow overlaps with the CLIP encoder.
+    Runs where the frames are decoded (the prefetch thread), so flow overlaps with the CLIP encoder. Adjacent
+    frames keep flow exact for fast movers, which frames S / F apart would lose.
     """
-    previous = None
     for sl, frames in batches:
-        yield sl, frames, encoder.snippets(frames, previous, frame_gap)
-        previous = frames[-1, -1]
+        b, f2 = frames.shape[:2]
+        pairs = frames.reshape(b * f2 // 2, 2, *frames.shape[2:])
+        motion = encoder.snippets(pairs, chain=False).reshape(b, f2 // 2, -1).mean(1)
+        yield sl, np.ascontiguousarray(frames[:, 0::2]), motion
 
 
 def _prefetched(batches: Iterator, depth: int) -> Iterator:

@@ -1,16 +1,15 @@
-"""``AnomalyModel``: multi-level features → LEGO fused graph → hop-diffused attention → MM-QFormer → scores.
+"""``AnomalyModel``: multi-level features (+ motion) → LEGO relations + Graph4MM context → per-snippet scores.
 
 One class for the full model, its ablations (switches in :class:`ModelConfig`) and two baselines, so every
 variant trains, saves, loads and evaluates through the same code:
 
-* ``arch="vadgraph"`` (the product): LEGO graph fusion over the clip / frame / patch / text relationship graphs,
-  Graph4MM hop-diffused attention over G's top-k neighbours plus temporal-chain edges, MM-QFormer cross-modal
-  query tokens (visual nodes + prompt embeddings) that every snippet reads back. The logit is a score of the
-  snippet's own (LEGO-propagated) representation plus a context score of the attention / MM-QFormer outputs
-  whose last layer starts at zero, so training starts from the per-snippet model.
-  Ablations: ``fusion="concat"`` (concatenated level features, temporal edges only), ``attention="plain"``
-  (dense self-attention without structure) or ``"none"``, ``qformer=False``.
-* ``arch="mil_mlp"``: Sultani et al.'s MIL ranking MLP on clip-level features.
+* ``arch="vadgraph"`` (the product, :class:`vad.models.heads.GraphFusionHead`): each snippet's own evidence
+  (clip, frame change, patches, motion, prompt affinities), LEGO's fused relationship graph read in relationship
+  space (statistics of the snippet's row of G), and a within-video context score from hop-diffused attention
+  and MM-QFormer tokens, centred per video so that context cannot lift a whole abnormal video.
+  Ablations: ``fusion="concat"``, ``readout="propagate"``, ``learn_fusion=False``, ``attention="plain"|"none"``,
+  ``qformer=False``, ``context="none"``.
+* ``arch="mil_mlp"``: Sultani et al.'s MIL MLP on the same per-snippet evidence.
 * ``arch="mtn_concat"``: feature-concatenation fusion with RTFM's multi-scale temporal network (dilated
   convolutions + non-local block): the feature-space fusion the LEGO paper compares with.
 
@@ -18,16 +17,18 @@ Every variant first centres each video on its median feature and divides each le
 scale fitted on the training videos (``fit_input_scale``; stored with the weights).
 
 Shapes: ``B`` videos, ``N`` snippets, ``F`` frames, ``P`` patches, ``K`` prompts, ``D`` feature width,
-``H`` hidden width, ``Q`` queries, ``k`` neighbours."""
+``M`` motion width, ``H`` hidden width, ``Q`` queries, ``k`` neighbours.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor, nn
 
 from vad.data.batch import FeatureBatch
+from vad.errors import FeatureError
 from vad.features.store import VideoFeatures
 from vad.models.config import ModelConfig
 from vad.models.heads import GraphFusionHead, MILMLPHead, MTNConcatHead
@@ -57,8 +58,9 @@ class AnomalyModel(nn.Module):
         self.config = config
         heads = {"vadgraph": GraphFusionHead, "mil_mlp": MILMLPHead, "mtn_concat": MTNConcatHead}
         self.head = heads[config.arch](config)
-        # per-level, per-dimension input scale (clip, frame, patch), fitted on training features; saved with weights
-        self.register_buffer("input_scale", torch.ones(len(VISUAL_LEVELS), config.feature_dim))
+        # per-level, per-dimension input scales fitted on training features; saved with the weights
+        self.register_buffer("input_scale", torch.ones(len(VISUAL_LEVELS), config.feature_dim))  # clip/frame/patch
+        self.register_buffer("motion_scale", torch.ones(max(1, config.motion_dim)))  # (M,)
 
     def forward(self, batch: FeatureBatch) -> AnomalyOutput:
         """Score every snippet of every video in ``batch``."""
@@ -68,9 +70,15 @@ class AnomalyModel(nn.Module):
     def prepare(self, batch: FeatureBatch) -> FeatureBatch:
         """Centre per video (``config.center``) and divide each visual level by its fitted scale."""
         batch = batch.centered() if self.config.center else batch
-        scaled = {lvl: None if getattr(batch, lvl) is None else getattr(batch, lvl) / self.input_scale[i]
+        scaled = {lvl: None if batch.level(lvl) is None else batch.level(lvl) / self.input_scale[i]
                   for i, lvl in enumerate(VISUAL_LEVELS)}
-        return FeatureBatch(scaled["clip"], batch.node_mask, scaled["frame"], scaled["patch"], batch.text)
+        motion = batch.motion
+        if motion is not None:
+            if motion.shape[-1] != self.config.motion_dim:
+                raise FeatureError(f"motion features have width {motion.shape[-1]}, the model was trained on "
+                                   f"{self.config.motion_dim} (extract with the model's motion settings)")
+            motion = motion / self.motion_scale
+        return replace(batch, **scaled, motion=motion)
 
     @torch.no_grad()
     def fit_input_scale(self, videos: Sequence[VideoFeatures]) -> None:
@@ -80,19 +88,29 @@ class AnomalyModel(nn.Module):
         larger for real weights); standardising makes the same learning rate work for any backbone.
         """
         for i, lvl in enumerate(VISUAL_LEVELS):
-            rows = []
-            for v in videos:
-                x = getattr(v, lvl)
-                if x is None:
-                    continue
-                x = torch.from_numpy(x).float()
-                if self.config.center:
-                    x = x - x.median(0, keepdim=True).values
-                rows.append(x.reshape(-1, x.shape[-1]))
-            if rows:
-                flat = torch.cat(rows)
-                std = flat.std(0) if self.config.center else (flat - flat.mean(0)).std(0)
-                self.input_scale[i] = std.clamp(min=1e-6).to(self.input_scale)
+            std = self._level_std(videos, lvl)
+            if std is not None:
+                self.input_scale[i] = std.to(self.input_scale)
+        std = self._level_std(videos, "motion")
+        if std is not None and std.shape == self.motion_scale.shape:
+            self.motion_scale.copy_(std)
+
+    def _level_std(self, videos: Sequence[VideoFeatures], level: str) -> Tensor | None:
+        """Per-dimension std of one level over ``videos`` (after per-video median centring, if on)."""
+        rows = []
+        for v in videos:
+            x = getattr(v, level)
+            if x is None:
+                continue
+            x = torch.from_numpy(x).float()
+            if self.config.center:
+                x = x - x.median(0, keepdim=True).values
+            rows.append(x.reshape(-1, x.shape[-1]))
+        if not rows:
+            return None
+        flat = torch.cat(rows)
+        std = flat.std(0) if self.config.center else (flat - flat.mean(0)).std(0)
+        return std.clamp(min=1e-6)
 
     def fusion_weights(self) -> dict[str, Tensor] | None:
         """LEGO's learned A matrices, ``pair name → (P+1, Q+1)``; None for variants without LEGO."""
