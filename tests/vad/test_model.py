@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from fusion import LEGOConfig
 from vad.data.batch import FeatureBatch, collate, resample
 from vad.features.store import VideoFeatures, VideoMeta
 from vad.models.anomaly import AnomalyModel
@@ -11,13 +12,13 @@ from vad.models.heads import temporal_neighbors
 D, F, P, K = 32, 2, 4, 5
 
 VARIANTS = [
-    ModelConfig(feature_dim=D, hidden=16, heads=2),
-    ModelConfig(feature_dim=D, hidden=16, heads=2, fusion="concat"),
-    ModelConfig(feature_dim=D, hidden=16, heads=2, attention="plain"),
-    ModelConfig(feature_dim=D, hidden=16, heads=2, attention="none"),
-    ModelConfig(feature_dim=D, hidden=16, heads=2, qformer=False),
-    ModelConfig(arch="mil_mlp", feature_dim=D),
-    ModelConfig(arch="mtn_concat", feature_dim=D, hidden=16, heads=2),
+    ModelConfig(feature_dim=D, hidden=16, num_prompts=K),
+    ModelConfig(feature_dim=D, hidden=16, num_prompts=K, fusion="concat"),
+    ModelConfig(feature_dim=D, hidden=16, num_prompts=K, attention="plain"),
+    ModelConfig(feature_dim=D, hidden=16, num_prompts=K, attention="none"),
+    ModelConfig(feature_dim=D, hidden=16, num_prompts=K, qformer=False),
+    ModelConfig(arch="mil_mlp", feature_dim=D, num_prompts=K),
+    ModelConfig(arch="mtn_concat", feature_dim=D, hidden=16, num_prompts=K),
 ]
 
 
@@ -61,7 +62,7 @@ def test_padding_does_not_change_real_snippets(config):
 
 def test_any_length_including_windowed_long_video():
     torch.manual_seed(0)
-    model = AnomalyModel(ModelConfig(feature_dim=D, hidden=16, heads=2, window=32, window_overlap=8)).eval()
+    model = AnomalyModel(ModelConfig(feature_dim=D, hidden=16, num_prompts=K, lego=LEGOConfig(window_size=32, window_overlap=8))).eval()
     with torch.no_grad():
         for n in (1, 5, 100):
             assert model(make_batch([n])).scores.shape == (1, n)

@@ -79,7 +79,7 @@ def test_full_model_fits_video_labels():
     """
     ds, gt = planted_dataset()
     val_gt = {r.name: gt[r.name] for r in ds.split("val")}
-    result = train_model(ds, ModelConfig(feature_dim=D, hidden=16, heads=2), FAST, None, val_gt, progress=False)
+    result = train_model(ds, ModelConfig(feature_dim=D, hidden=16), FAST, None, val_gt, progress=False)
     losses = [h["loss"] for h in result.history]
     assert losses[0] > 0.6 and min(losses) < 0.55
 
@@ -91,7 +91,7 @@ def test_model_selection_never_looks_at_test_labels():
     for r in ds_b.split("test"):
         r.label = 1 - r.label
     val_gt = {r.name: gt[r.name] for r in ds_a.split("val")}
-    cfg = ModelConfig(feature_dim=D, hidden=16, heads=2)
+    cfg = ModelConfig(feature_dim=D, hidden=16)
     short = TrainConfig(**{**FAST.__dict__, "epochs": 3})
     a = train_model(ds_a, cfg, short, None, val_gt, progress=False).model.state_dict()
     b = train_model(ds_b, cfg, short, None, val_gt, progress=False).model.state_dict()
@@ -101,7 +101,7 @@ def test_model_selection_never_looks_at_test_labels():
 def test_checkpoint_round_trip_identical_scores(tmp_path):
     ds, gt = planted_dataset()
     short = TrainConfig(**{**FAST.__dict__, "epochs": 2})
-    result = train_model(ds, ModelConfig(feature_dim=D, hidden=16, heads=2), short, tmp_path / "m",
+    result = train_model(ds, ModelConfig(feature_dim=D, hidden=16), short, tmp_path / "m",
                          {r.name: gt[r.name] for r in ds.split("val")}, progress=False)
     loaded = load_checkpoint(tmp_path / "m")
     test = ds.split("test")
@@ -146,12 +146,12 @@ def test_bad_checkpoints_are_named(tmp_path, damage, match):
 def test_training_needs_both_classes_and_a_val_split():
     ds, _ = planted_dataset(sizes=(("train", 6),))
     with pytest.raises(VadError, match="validation"):
-        train_model(ds, ModelConfig(feature_dim=D, hidden=16, heads=2), FAST, progress=False)
+        train_model(ds, ModelConfig(feature_dim=D, hidden=16), FAST, progress=False)
     for r in ds.records.values():
         r.label = 0
     ds.records["train_00"].split = "val"
     with pytest.raises(VadError, match="both normal and abnormal"):
-        train_model(ds, ModelConfig(feature_dim=D, hidden=16, heads=2), FAST, progress=False)
+        train_model(ds, ModelConfig(feature_dim=D, hidden=16), FAST, progress=False)
 
 
 def test_load_dataset_needs_labels_for_vadgraph_features(tmp_path):

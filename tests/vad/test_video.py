@@ -128,5 +128,5 @@ def test_real_footage_vtest():
         assert src.info.num_frames > 700 and src.info.width == 768
         plan = plan_snippets(src.info.num_frames, SnippetConfig())
         _, frames = next(iter_snippet_frames(src, plan, 4))
-    assert frames.shape == (4, 1, 64, 86, 3)
+    assert frames.shape == (4, 2, 64, 86, 3)  # F = 2 frames per snippet by default
     assert frames.std() > 10  # real, varied content

@@ -118,6 +118,9 @@ class GraphFusionHead(nn.Module):
             self.lego = LEGOGraphEncoder(replace(config.lego, levels=graph_levels, in_dim=h, out_dim=h,
                                                  relation_k=config.relation_top_k))
             self.lego.fusion.weight.requires_grad_(config.learn_fusion)
+            if config.readout == "relations":  # G X W is not read: its projection stays out of training
+                self.lego.proj.requires_grad_(False)
+                self.lego.bias.requires_grad_(False)
             relation_width = len(RELATION_STATS) * (config.readout != "propagate")
         self.relation_norm = nn.LayerNorm(relation_width) if relation_width else None
         self.attention: nn.Module | None = None
