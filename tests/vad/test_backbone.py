@@ -72,3 +72,31 @@ def test_device_and_precision_resolution():
     if not torch.cuda.is_available():
         with pytest.raises(WeightsError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+_EMBED = """
+import sys, torch
+from vad.features.backbone import TINY_MODEL, BackboneConfig, load_backbone
+bb = load_backbone(BackboneConfig(name=TINY_MODEL, pretrained=sys.argv[1], device="cpu"))
+frames = torch.arange(2 * 64 * 64 * 3, dtype=torch.int64).remainder(251).to(torch.uint8).view(2, 64, 64, 3)
+print(bb.weights_id, repr(bb.encode_frames(frames)[0].sum().item()))
+"""
+
+
+def test_seeded_random_backbones_are_identical_across_processes():
+    """`random` is seed 0 and `random:SEED` another seed: any later process rebuilds the very same weights."""
+    import subprocess
+    import sys
+
+    def embed(spec: str) -> str:
+        out = subprocess.run([sys.executable, "-c", _EMBED, spec], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    first, again, other = embed("random"), embed("random"), embed("random:3")
+    assert first == again and first.startswith("random ")
+    assert other.startswith("random:3 ") and other.split()[1] != first.split()[1]
+
+
+def test_random_seed_must_be_an_integer():
+    with pytest.raises(WeightsError, match="seed after 'random:'"):
+        load_backbone(BackboneConfig(name=TINY_MODEL, pretrained="random:abc", device="cpu"))

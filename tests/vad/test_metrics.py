@@ -105,3 +105,21 @@ def test_bad_input_names_the_video():
         evaluate(scores, gt, {"Fire_1": "Fire"})
     with pytest.raises(MetricsError):
         evaluate(scores, {})
+
+
+def test_leak_auc_hand_computed():
+    """Leak AUC ranks the normal frames of abnormal videos against normal videos' frames (anomalous frames out)."""
+    gt = {"A": np.array([0, 0, 1, 1]), "N": np.array([0, 0, 0])}
+    # normal frames of A: 0.6, 0.2; frames of N: 0.1, 0.3, 0.5 -> pairs won: 0.6 beats 3, 0.2 beats 1 = 4 / 6
+    scores = {"A": np.array([0.6, 0.2, 0.9, 0.95]), "N": np.array([0.1, 0.3, 0.5])}
+    report = evaluate(scores, gt)
+    assert math.isclose(report.leak_auc, 4 / 6)
+    # a model that lifts the whole abnormal video has leak 1; one that only lifts the event has leak < 1
+    lifted = {"A": np.array([0.8, 0.8, 0.9, 0.9]), "N": np.array([0.1, 0.1, 0.1])}
+    assert evaluate(lifted, gt).leak_auc == 1.0
+    assert "leak AUC" in report.format_table()
+
+
+def test_leak_auc_undefined_without_normal_videos():
+    report = evaluate({"A": np.array([0.1, 0.9])}, {"A": np.array([0, 1])})
+    assert math.isnan(report.leak_auc) and any("leak AUC" in n for n in report.notes)

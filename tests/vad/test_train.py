@@ -179,3 +179,44 @@ def test_mil_loss_ignores_padding():
     junk = scores.clone()
     junk[:, 3] = 1.0  # a high score on padding must not be picked by top-k
     assert torch.allclose(mil_loss(junk, labels, FAST, mask), padded)
+
+
+def test_lego_fusion_weights_move_in_training():
+    """The learned A matrices leave their uniform start (frozen ones stay exactly there)."""
+    ds, gt = planted_dataset(seed=2)
+    val_gt = {r.name: gt[r.name] for r in ds.split("val")}
+    short = TrainConfig(epochs=4, batch_size=8, num_snippets=16, device="cpu", patience=4, ema_decay=0.5)
+    learned = train_model(ds, ModelConfig(feature_dim=D, hidden=16), short, None, val_gt, progress=False).model
+    frozen = train_model(ds, ModelConfig(feature_dim=D, hidden=16, learn_fusion=False), short, None, val_gt,
+                         progress=False).model
+    start = 1.0 / 9
+    moved = max(float((w - start).abs().max()) for w in learned.fusion_weights().values())
+    assert moved > 0.02, f"fusion weights stayed at their initial value (max change {moved:.4f})"
+    assert all(torch.allclose(w, torch.full_like(w, start)) for w in frozen.fusion_weights().values())
+
+
+def test_context_cannot_lift_a_whole_video():
+    """With context centred per video, the context logits of every video sum to zero over its real snippets."""
+    from vad.data.batch import collate
+
+    ds, gt = planted_dataset(seed=3)
+    val_gt = {r.name: gt[r.name] for r in ds.split("val")}
+    short = TrainConfig(epochs=2, batch_size=8, num_snippets=16, device="cpu")
+    model = train_model(ds, ModelConfig(feature_dim=D, hidden=16), short, None, val_gt, progress=False).model
+    videos = [r.features for r in ds.split("test")[:4]]
+    batch = collate(videos, ds.levels(), ds.text.embeddings)
+    with torch.no_grad():
+        context = model(batch).extras["context_logits"]
+    sums = (context * batch.node_mask).sum(1)
+    assert torch.allclose(sums, torch.zeros_like(sums), atol=1e-4)
+    assert context[batch.node_mask].abs().max() > 0  # it does redistribute
+
+
+def test_features_without_motion_train_with_motion_off():
+    """Feature files from before the motion level load and train; the level is switched off with a notice."""
+    ds, gt = planted_dataset(seed=4)
+    val_gt = {r.name: gt[r.name] for r in ds.split("val")}
+    short = TrainConfig(epochs=1, batch_size=8, num_snippets=16, device="cpu")
+    result = train_model(ds, ModelConfig(feature_dim=D, hidden=16), short, None, val_gt, progress=False)
+    assert result.model.config.motion_dim == 0 and "motion" not in result.model.config.levels
+    assert any("motion" in note for note in ds.notes)
