@@ -1,0 +1,159 @@
+"""Command-line options generated from the config dataclasses, for ``apps/cli.py``.
+
+Every field of a config becomes one option named after its path in the config: ``ExtractConfig.backbone.patch_grid``
+is ``--backbone.patch-grid`` (``_`` may be typed for ``-``), a config placed under a key adds it in front
+(``--model.hidden``). The option is typed by the field's annotation, defaults to the config's default, and its help
+is the field's trailing ``#`` comment, read from the source. Nothing here names a field: one added to a config, or a
+config nested in one, appears in ``--help``, ``--print-config`` and ``--config`` files with no change to the CLI.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import importlib
+import inspect
+import io
+import textwrap
+import tokenize
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Option:
+    """One config field as a command-line option."""
+
+    key: str  # dotted path in the parsed namespace and in config files, e.g. "backbone.patch_grid"
+    type: Any  # the field's type hint (jsonargparse validates values against it)
+    default: Any  # the config's default value
+    help: str  # the field's comment
+    group: str  # key of the (nested) config holding the field; "" for a top-level config without a key
+
+
+@dataclass(frozen=True)
+class Group:
+    """A config, or a config nested in one: a titled section of ``--help``."""
+
+    key: str  # dotted key ("" for a top-level config without one)
+    title: str  # the key and the class name
+    description: str  # the first line of the class docstring
+
+
+def flag(key: str) -> str:
+    """The option string of a config key: ``backbone.patch_grid`` -> ``--backbone.patch-grid``."""
+    return "--" + key.replace("_", "-")
+
+
+def load_class(path: str) -> type:
+    """``"package.module:Class"`` -> the class (imports the module)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def field_comments(cls: type) -> dict[str, str]:
+    """Field name -> its ``#`` comment (trailing, else the comment line just above), from ``cls``'s source."""
+    try:
+        source = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    node = ast.parse(source).body[0]
+    fields_at = {n.lineno: n.target.id for n in getattr(node, "body", [])
+                 if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+    comments: dict[int, str] = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = tok.string.lstrip("#").strip()
+    return {name: comments.get(line) or comments.get(line - 1, "") for line, name in fields_at.items()}
+
+
+def _nested(hint: Any) -> bool:
+    return isinstance(hint, type) and dataclasses.is_dataclass(hint)
+
+
+def _group(key: str, cls: type) -> Group:
+    doc = (inspect.getdoc(cls) or "").strip().splitlines()
+    return Group(key, f"{key} ({cls.__name__})" if key else cls.__name__, doc[0] if doc else "")
+
+
+def walk(config: Any, prefix: str = "") -> Iterator[Group | Option]:
+    """The group of ``config`` (an instance: nested defaults may differ from the nested class's), then its options
+    and nested groups, depth first."""
+    cls = type(config)
+    yield _group(prefix, cls)
+    hints = typing.get_type_hints(cls)
+    comments = field_comments(cls)
+    nested = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        value = getattr(config, f.name)
+        if _nested(hints[f.name]) and dataclasses.is_dataclass(value):
+            nested.append((value, key))
+        else:
+            yield Option(key, hints[f.name], value, comments.get(f.name, ""), prefix)
+    for value, key in nested:
+        yield from walk(value, key)
+
+
+def config_options(configs: Mapping[str, str]) -> list[Group | Option]:
+    """Groups and options of ``{key: "module:Class"}`` (key "" puts that config's fields at the top level)."""
+    return [item for key, path in configs.items() for item in walk(load_class(path)(), key)]
+
+
+def add_options(parser, items: Sequence[Group | Option], shortcuts: Mapping[str, str]) -> None:
+    """Add one typed, documented option per config field to a jsonargparse ``parser``, a help section per config.
+
+    ``shortcuts`` maps short flags to config keys (``{"--threshold": "segments.threshold"}``); they are
+    listed in the field's help and rewritten to the full flag by :func:`normalize_argv`.
+    """
+    aliases: dict[str, list[str]] = {}
+    for short, key in shortcuts.items():
+        aliases.setdefault(key, []).append(short)
+    sections = {}
+    for item in items:
+        if isinstance(item, Group):
+            sections[item.key] = parser.add_argument_group(item.title, item.description)
+            continue
+        also = f" (also {', '.join(aliases[item.key])})" if item.key in aliases else ""
+        kwargs: dict[str, Any] = {"type": item.type, "default": item.default, "help": item.help + also}
+        if item.type is bool:
+            kwargs.update(nargs="?", const=True)  # `--quick` alone means true; `--quick false` also works
+        sections[item.group].add_argument(flag(item.key), dest=item.key, **kwargs)
+
+
+def normalize_argv(argv: Sequence[str], flags: set[str], shortcuts: Mapping[str, str]) -> list[str]:
+    """Rewrite shortcuts to the flags they stand for, and ``--batch_snippets`` (a config file's spelling) to
+    ``--batch-snippets``; everything after ``--`` is left alone."""
+    out = list(argv)
+    for i, token in enumerate(out):
+        if token == "--":
+            break
+        if not token.startswith("--"):
+            continue
+        name, eq, value = token.partition("=")
+        if name in shortcuts:
+            name = flag(shortcuts[name])
+        elif name not in flags and name.replace("_", "-") in flags:
+            name = name.replace("_", "-")
+        out[i] = name + eq + value
+    return out
+
+
+def build(cls: type, values: Mapping[str, Any]) -> Any:
+    """An instance of dataclass ``cls`` from parsed values (nested configs as nested mappings); the class's own
+    checks (``__post_init__``) run here, so a bad value is reported the way the library words it."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name not in values:
+            continue
+        value = values[f.name]
+        if _nested(hints[f.name]) and isinstance(value, Mapping):
+            value = build(hints[f.name], value)
+        elif typing.get_origin(hints[f.name]) is tuple and isinstance(value, list):
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
