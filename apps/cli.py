@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-from apps.cli_config import add_options, build, config_options, load_class, normalize_argv
+from apps.cli_config import (
+    add_options,
+    build,
+    cached_config_options,
+    config_options,
+    load_class,
+    normalize_argv,
+    version,
+)
 from vad.errors import VadError
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -71,7 +81,7 @@ MODEL_DIR = arg("--model", type=str, required=True, help="model directory writte
 GROUND_TRUTH = (
     arg("--benchmark", type=str | None, default=None, help="a `vad synth` directory (labels, splits, frame GT)"),
     arg("--labels", type=str | None, default=None, help="CSV with columns name,label[,class][,split]"),
-    arg("--format", type=str, default="auto", choices=FORMATS, help="feature format (auto: detect)"),
+    arg("--format", default="auto", choices=FORMATS, help="feature format (auto: detect)"),
 )
 WEB = (arg("--host", type=str, default="127.0.0.1", help="interface to listen on"),
        arg("--port", type=int, default=7860, help="port to listen on"))
@@ -206,18 +216,25 @@ def _demo(run: Run) -> int:
     return EXIT_OK
 
 
-def verb_parser(name: str):
-    """The parser of one verb: its own arguments, then one option per field of its configs."""
+def help_cache(name: str) -> Path:
+    """Where ``vad NAME --help`` keeps its options between runs."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vadgraph" / f"cli-{name}.json"
+
+
+def verb_parser(name: str, help_only: bool = False):
+    """The parser of one verb: its own arguments, then one option per field of its configs. For ``help_only``
+    the options may come from the help cache, which spares importing the library."""
     from jsonargparse import ActionConfigFile, ArgumentParser
 
     spec = VERBS[name]
+    items = cached_config_options(spec.configs, help_cache(name)) if help_only else config_options(spec.configs)
     parser = ArgumentParser(description=spec.help + " (-q/-v may also come after the verb)",
                             print_config="--print-config", env_prefix=False)
     parser.add_argument("--config", action=ActionConfigFile,
                         help="a YAML or JSON run file, as --print-config writes it; flags after it override it")
     for flags, kwargs in spec.args:
         parser.add_argument(*flags, **kwargs)
-    add_options(parser, config_options(spec.configs), spec.shortcuts)
+    add_options(parser, items, spec.shortcuts)
     return parser
 
 
@@ -230,7 +247,7 @@ def build_parser(name: str | None = None, sub=None):
                             exit_on_error=False, env_prefix=False, allow_abbrev=False)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars (before or after the verb)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (before or after the verb)")
-    parser.add_argument("--version", action="version", version=f"vad {_version()}")
+    parser.add_argument("--version", action="version", version=f"vad {version()}")
     verbs = parser.add_subcommands(dest="command", required=True)
     for verb_name, spec in VERBS.items():
         if verb_name == name:
@@ -242,15 +259,6 @@ def build_parser(name: str | None = None, sub=None):
     return parser
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("vadgraph")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def split_globals(argv: Sequence[str]) -> tuple[set[str], list[str]]:
     """``-q``/``-v`` are global: taken out wherever they stand (before ``--``); the rest is the verb's."""
     end = list(argv).index("--") if "--" in argv else len(argv)
@@ -258,24 +266,35 @@ def split_globals(argv: Sequence[str]) -> tuple[set[str], list[str]]:
     return found, [a for a in argv[:end] if a not in GLOBAL_FLAGS] + list(argv[end:])
 
 
-def parse(argv: Sequence[str]) -> tuple[str, Any, dict[str, Any]]:
+def usage_message(exc: argparse.ArgumentError, name: str | None) -> str:
+    """jsonargparse's message in one line; missing arguments named without the verb (it says "train.out")."""
+    message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if name not in VERBS:
+        return message + " (see vad --help)"
+    head, sep, names = message.partition("arguments are required: ")
+    if sep:
+        message = head + sep + ", ".join(n.removeprefix(f"{name}.") for n in names.split(", "))
+    return message + f" (see vad {name} --help)"
+
+
+def parse(argv: list[str]) -> tuple[str, Any, dict[str, Any]]:
     """``(verb, its namespace, its configs)``; exits (0) for --help, --version and --print-config."""
     name = next((a for a in argv if not a.startswith("-")), None)
-    sub = verb_parser(name) if name in VERBS else None
+    end = argv.index("--") if "--" in argv else len(argv)
+    sub = verb_parser(name, help_only=bool({"-h", "--help"} & set(argv[:end]))) if name in VERBS else None
     if sub is not None:
         argv = normalize_argv(argv, set(sub._option_string_actions), VERBS[name].shortcuts)
-    parser = build_parser(name, sub)
     try:
-        cfg = parser.parse_args(list(argv))
+        cfg = build_parser(name, sub).parse_args(argv)
     except argparse.ArgumentError as exc:
-        raise UsageError(" ".join(line.strip() for line in str(exc).splitlines() if line.strip())) from None
+        raise UsageError(usage_message(exc, name)) from None
     ns = cfg[cfg.command]
     configs = {}
     for key, path in VERBS[cfg.command].configs.items():
         try:
             configs[key] = build(load_class(path), (ns[key] if key else ns).as_dict())
         except (TypeError, ValueError) as exc:
-            raise UsageError(f"{key or cfg.command}: {exc}") from None
+            raise UsageError(f"{key or cfg.command}: {exc} (see vad {cfg.command} --help)") from None
     return cfg.command, ns, configs
 
 
@@ -289,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, --print-config
         return exc.code if isinstance(exc.code, int) else EXIT_OK
     except UsageError as exc:
-        print(f"vad: error: {exc} (see vad --help)", file=sys.stderr)
+        print(f"vad: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except VadError as exc:
         print(f"vad: error: {exc}", file=sys.stderr)

@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
 import inspect
 import io
+import json
+import os
+import sys
+import tempfile
 import textwrap
 import tokenize
 import typing
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -39,6 +47,7 @@ class Group:
     key: str  # dotted key ("" for a top-level config without one)
     title: str  # the key and the class name
     description: str  # the first line of the class docstring
+    module: str  # where the class is defined
 
 
 def flag(key: str) -> str:
@@ -74,7 +83,7 @@ def _nested(hint: Any) -> bool:
 
 def _group(key: str, cls: type) -> Group:
     doc = (inspect.getdoc(cls) or "").strip().splitlines()
-    return Group(key, f"{key} ({cls.__name__})" if key else cls.__name__, doc[0] if doc else "")
+    return Group(key, f"{key} ({cls.__name__})" if key else cls.__name__, doc[0] if doc else "", cls.__module__)
 
 
 def walk(config: Any, prefix: str = "") -> Iterator[Group | Option]:
@@ -157,3 +166,82 @@ def build(cls: type, values: Mapping[str, Any]) -> Any:
             value = tuple(value)
         kwargs[f.name] = value
     return cls(**kwargs)
+
+
+# `vad VERB --help` without importing the library: the configs live in modules that import torch (seconds), so help
+# is answered from a JSON copy of the verb's options, stamped with every source file of the packages that define
+# them; any edit there (or another install) makes the copy stale and it is rebuilt from the classes.
+
+def cached_config_options(configs: Mapping[str, str], cache_file: Path) -> list[Group | Option]:
+    """:func:`config_options`, read from ``cache_file`` when its stamp still matches the sources, else computed
+    (importing the configs) and written there. A copy that cannot be read or written is simply not used."""
+    try:
+        data = json.loads(cache_file.read_text(encoding="utf-8"))
+        if data["configs"] == dict(configs) and data["stamp"] == source_stamp(data["packages"]):
+            return [_decode(item) for item in data["items"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, SyntaxError, NameError):
+        pass
+    items = config_options(configs)
+    packages = sorted({"apps"} | {i.module.split(".")[0] for i in items if isinstance(i, Group)})
+    encoded = [_encode(item) for item in items]
+    try:
+        if [_decode(e) for e in encoded] == items:  # only options that survive JSON exactly are cached
+            payload = {"configs": dict(configs), "packages": packages, "stamp": source_stamp(packages),
+                       "items": encoded}
+            _write_atomic(cache_file, json.dumps(payload))
+    except (OSError, ValueError, TypeError, SyntaxError, NameError):
+        pass
+    return items
+
+
+def source_stamp(packages: Sequence[str]) -> str:
+    """A digest of the path, size and mtime of every ``.py`` file of ``packages`` (found, not imported)."""
+    digest = hashlib.sha256(f"{sys.version}|{version()}".encode())
+    for package in packages:
+        spec = importlib.util.find_spec(package)
+        for root in (spec.submodule_search_locations or []) if spec else []:
+            for path in sorted(Path(root).rglob("*.py")):
+                st = path.stat()
+                digest.update(f"{path}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def version() -> str:
+    """The installed vadgraph version."""
+    try:
+        return importlib.metadata.version("vadgraph")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+_TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple, "list": list, "dict": dict,
+               "None": None, "typing": typing}
+
+
+def _encode(item: Group | Option) -> dict:
+    if isinstance(item, Group):
+        return {"group": dataclasses.asdict(item)}
+    kind = item.type.__name__ if item.type in (int, float, str, bool) else repr(item.type)
+    return {"option": {**dataclasses.asdict(item), "type": kind}}
+
+
+def _decode(data: dict) -> Group | Option:
+    if "group" in data:
+        return Group(**data["group"])
+    fields = dict(data["option"])
+    fields["type"] = eval(fields["type"], {"__builtins__": {}}, dict(_TYPE_NAMES))  # a type's repr, written above
+    if typing.get_origin(fields["type"]) is tuple and isinstance(fields["default"], list):
+        fields["default"] = tuple(fields["default"])
+    return Option(**fields)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
