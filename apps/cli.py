@@ -251,11 +251,11 @@ def build_parser(name: str | None = None, sub=None):
     verbs = parser.add_subcommands(dest="command", required=True)
     for verb_name, spec in VERBS.items():
         if verb_name == name:
-            verb = sub or verb_parser(name)
+            subparser = sub or verb_parser(name)
         else:
-            verb = ArgumentParser(description=spec.help)
-        verbs.add_subcommand(verb_name, verb, help=spec.help)
-        verb.prog = f"vad {verb_name}"
+            subparser = ArgumentParser(description=spec.help)
+        verbs.add_subcommand(verb_name, subparser, help=spec.help)
+        subparser.prog = f"vad {verb_name}"
     return parser
 
 
@@ -306,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         name, ns, configs = parse(argv)
         return VERBS[name].run(Run(ns, configs, quiet="quiet" in found))
     except SystemExit as exc:  # --help, --version, --print-config
-        return exc.code if isinstance(exc.code, int) else EXIT_OK
+        return EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except UsageError as exc:
         print(f"vad: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
