@@ -1,60 +1,100 @@
 """The ``vad`` command line: a thin front end, each verb one call into the library (DESIGN.md §5).
 
+A verb's options are generated from the config dataclasses it passes to the library (``apps/cli_config.py``), so
+every config field is an option, documented by its source comment; ``--config run.yaml`` reads a whole run and
+``--print-config`` writes one. Only the invoked verb's configs are imported, and the library (torch, open_clip,
+gradio) only inside its handler.
+
 Exit codes: 0 success; 1 the run finished but some inputs failed (each named on stderr); 2 bad usage or
-unusable input (one line, no traceback).
+unusable input (one line, no traceback); 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from apps.cli_config import (
+    add_options,
+    build,
+    cached_config_options,
+    config_options,
+    load_class,
+    normalize_argv,
+    version,
+)
 from vad.errors import VadError
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+GLOBAL_FLAGS = {"-q": "quiet", "--quiet": "quiet", "-v": "verbose", "--verbose": "verbose"}
+FORMATS = ["auto", "vadgraph", "rtfm", "urdmu", "vadclip"]
 
 
-def command(name: str) -> Callable:
-    """Register ``fn`` as the handler of verb ``name``."""
-    def register(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-        COMMANDS[name] = fn
+class UsageError(Exception):
+    """Bad command line: one line on stderr, exit 2."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """What a verb's handler gets."""
+
+    args: Any  # the verb's parsed namespace (its own arguments: paths, host, ...)
+    configs: dict[str, Any]  # config key -> the config built from the command line ("" for a top-level config)
+    quiet: bool  # -q: no progress bars
+
+
+@dataclass(frozen=True)
+class Verb:
+    """A ``vad`` verb: its handler, the configs it generates options from, and its own arguments."""
+
+    help: str  # one line in `vad --help`
+    run: Callable[[Run], int]  # the handler: one call into the library
+    configs: dict[str, str]  # config key -> "module:Class"; key "" puts the config's fields at the top level
+    args: tuple  # (flags, add_argument kwargs) of the arguments that are not config fields
+    shortcuts: dict[str, str] = field(default_factory=dict)  # short flag -> config key it stands for
+
+
+VERBS: dict[str, Verb] = {}
+
+
+def verb(name: str, help: str, configs: dict[str, str] | None = None, args: Sequence = (),
+         shortcuts: dict[str, str] | None = None) -> Callable:
+    """Register the decorated handler as verb ``name``."""
+    def register(fn: Callable[[Run], int]) -> Callable[[Run], int]:
+        VERBS[name] = Verb(help, fn, configs or {}, tuple(args), shortcuts or {})
         return fn
     return register
 
 
-def add_backbone_args(p: argparse.ArgumentParser) -> None:
-    """``--backbone/--pretrained/--device`` and snippet options, shared by every verb that touches video."""
-    g = p.add_argument_group("backbone")
-    g.add_argument("--backbone", default="ViT-B-16", help="open_clip model name (default: ViT-B-16)")
-    g.add_argument("--pretrained", default="openai",
-                   help="open_clip tag (e.g. openai), a local checkpoint file, or 'random' (default: openai)")
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
-    g.add_argument("--batch-size", type=int, default=32, help="snippets decoded and encoded per batch")
-    g.add_argument("--snippet-len", type=int, default=16, help="S: frames per snippet (default 16)")
-    g.add_argument("--frames-per-snippet", type=int, default=1, help="F: frames encoded per snippet")
-    g.add_argument("--patch-grid", type=int, default=2, help="patch tokens pooled to GRID x GRID (default 2)")
-    g.add_argument("--prompts", type=Path, help="prompt file, one per line, the normal class first")
+def arg(*flags: str, **kwargs: Any) -> tuple:
+    """A verb argument, as ``parser.add_argument(*flags, **kwargs)`` will get it."""
+    return flags, kwargs
 
 
-def extract_config_from_args(args: argparse.Namespace):
-    """Build an ``ExtractConfig`` from the shared backbone arguments."""
-    from vad.features.backbone import BackboneConfig
-    from vad.features.extract import DEFAULT_PROMPTS, ExtractConfig, read_prompt_file
-    from vad.features.video import SnippetConfig
-
-    try:
-        snippets = SnippetConfig(args.snippet_len, args.frames_per_snippet)
-    except ValueError as exc:
-        raise VadError(str(exc)) from exc
-    return ExtractConfig(
-        backbone=BackboneConfig(args.backbone, args.pretrained, args.device, args.precision, args.patch_grid),
-        snippets=snippets, batch_snippets=args.batch_size,
-        prompts=read_prompt_file(args.prompts) if args.prompts else DEFAULT_PROMPTS,
-    )
+INPUTS = arg("inputs", nargs="+", type=str, help="video files, directories or globs")
+MODEL_DIR = arg("--model", type=str, required=True, help="model directory written by `vad train`")
+GROUND_TRUTH = (
+    arg("--benchmark", type=str | None, default=None, help="a `vad synth` directory (labels, splits, frame GT)"),
+    arg("--labels", type=str | None, default=None, help="CSV with columns name,label[,class][,split]"),
+    arg("--format", default="auto", choices=FORMATS, help="feature format (auto: detect)"),
+)
+WEB = (arg("--host", type=str, default="127.0.0.1", help="interface to listen on"),
+       arg("--port", type=int, default=7860, help="port to listen on"))
+BACKBONE_SHORTCUTS = {"--backbone": "backbone.name", "--pretrained": "backbone.pretrained",
+                      "--device": "backbone.device", "--precision": "backbone.precision",
+                      "--patch-grid": "backbone.patch_grid", "--snippet-len": "snippets.snippet_len",
+                      "--frames-per-snippet": "snippets.frames_per_snippet"}
+SEGMENT_SHORTCUTS = {"--threshold": "segments.threshold", "--min-gap": "segments.min_gap_s",
+                     "--min-length": "segments.min_length_s"}
+TRAIN_SHORTCUTS = {"--epochs": "train.epochs", "--lr": "train.lr", "--patience": "train.patience",
+                   "--num-snippets": "train.num_snippets", "--seed": "train.seed", "--device": "train.device",
+                   "--arch": "model.arch", "--hidden": "model.hidden", "--fusion": "model.fusion",
+                   "--attention": "model.attention"}
 
 
 def report_failures(failed: dict[str, str]) -> int:
@@ -64,214 +104,218 @@ def report_failures(failed: dict[str, str]) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
-@command("extract")
-def _extract(args: argparse.Namespace) -> int:
-    from vad.features.extract import extract_videos
-
-    report = extract_videos(args.inputs, args.out, extract_config_from_args(args), progress=not args.quiet)
-    print(f"extract: {len(report.written)} written, {len(report.skipped)} already done, "
-          f"{len(report.failed)} failed -> {report.out_dir}")
-    return report_failures(report.failed)
-
-
-@command("synth")
-def _synth(args: argparse.Namespace) -> int:
-    from vad.synth.benchmark import SynthConfig
+@verb("synth", "write a synthetic anomaly benchmark", {"": "vad.synth.benchmark:SynthConfig"},
+      [arg("out", type=str, help="benchmark directory to write")])
+def _synth(run: Run) -> int:
     from vad.synth.generate import make_benchmark
 
-    bench = make_benchmark(args.out, SynthConfig(videos=args.videos, seed=args.seed, difficulty=args.difficulty),
-                           progress=not args.quiet)
+    bench = make_benchmark(run.args.out, run.configs[""], progress=not run.quiet)
     print(f"synth: {len(bench.videos)} videos ({sum(v.label for v in bench.videos)} abnormal) in "
           f"{bench.seconds:.1f} s -> {bench.root} (labels.csv, train/val/test lists, gt-val.npy, gt-test.npy)")
     return EXIT_OK
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
-    """Model architecture switches (ablations and baselines) for ``vad train``."""
-    g = p.add_argument_group("model")
-    g.add_argument("--arch", default="vadgraph", choices=["vadgraph", "mil_mlp", "mtn_concat"])
-    g.add_argument("--fusion", default="lego", choices=["lego", "concat"], help="ablation: concat fusion")
-    g.add_argument("--attention", default="hop", choices=["hop", "plain", "none"])
-    g.add_argument("--no-qformer", action="store_true", help="ablation: no MM-QFormer")
-    g.add_argument("--levels", default="clip,frame,patch,text", help="feature levels to fuse")
-    g.add_argument("--hidden", type=int, default=128)
+@verb("extract", "decode videos and write multi-level CLIP features", {"": "vad.features.extract:ExtractConfig"},
+      [INPUTS, arg("--out", type=str, required=True, help="feature directory"),
+       arg("--prompt-file", type=str | None, default=None,
+           help="read the prompts from this file, one per line, the normal class first (replaces --prompts)")],
+      BACKBONE_SHORTCUTS)
+def _extract(run: Run) -> int:
+    from vad.features.extract import extract_videos, read_prompt_file
+
+    config = run.configs[""]
+    if run.args.prompt_file:
+        config = replace(config, prompts=read_prompt_file(run.args.prompt_file))
+    report = extract_videos(run.args.inputs, run.args.out, config, progress=not run.quiet)
+    print(f"extract: {len(report.written)} written, {len(report.skipped)} already done, "
+          f"{len(report.failed)} failed -> {report.out_dir}")
+    return report_failures(report.failed)
 
 
-def add_gt_args(p: argparse.ArgumentParser) -> None:
-    """Where labels and frame ground truth come from."""
-    g = p.add_argument_group("labels and ground truth")
-    g.add_argument("--benchmark", type=Path, help="a `vad synth` directory (labels, splits, frame GT)")
-    g.add_argument("--labels", type=Path, help="CSV with columns name,label[,class][,split]")
-    g.add_argument("--format", default="auto", choices=["auto", "vadgraph", "rtfm", "urdmu", "vadclip"],
-                   help="feature format (default: detect)")
+@verb("train", "train the anomaly model with video-level labels",
+      {"model": "vad.models.config:ModelConfig", "train": "vad.engine.train:TrainConfig"},
+      [arg("--features", type=str, required=True, help="feature directory or peer feature list"),
+       arg("--out", type=str, required=True, help="model directory to write"), *GROUND_TRUTH,
+       arg("--val-fraction", type=float, default=0.15, help="carved from train when there is no val split")],
+      TRAIN_SHORTCUTS)
+def _train(run: Run) -> int:
+    from vad.engine.train import train_from_paths
 
-
-@command("train")
-def _train(args: argparse.Namespace) -> int:
-    from vad.engine.train import TrainConfig, train_from_paths
-    from vad.models.config import ModelConfig
-
-    model_cfg = ModelConfig(arch=args.arch, fusion=args.fusion, attention=args.attention,
-                            qformer=not args.no_qformer, levels=tuple(args.levels.split(",")), hidden=args.hidden)
-    train_cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, num_snippets=args.num_snippets,
-                            lr=args.lr, patience=args.patience, seed=args.seed, device=args.device)
-    result = train_from_paths(args.features, args.out, args.labels or args.benchmark, args.format, model_cfg,
-                              train_cfg, args.val_fraction, progress=not args.quiet)
+    a = run.args
+    result = train_from_paths(a.features, a.out, a.labels or a.benchmark, a.format, run.configs["model"],
+                              run.configs["train"], a.val_fraction, progress=not run.quiet)
     print(f"train: best epoch {result.best_epoch}, val {result.val_metric} {result.best_val:.4f}, "
-          f"{result.model.num_parameters():,} parameters, {result.seconds_per_epoch:.2f} s/epoch -> {args.out}")
+          f"{result.model.num_parameters():,} parameters, {result.seconds_per_epoch:.2f} s/epoch -> {a.out}")
     return EXIT_OK
 
 
-@command("eval")
-def _eval(args: argparse.Namespace) -> int:
+@verb("eval", "frame AUC, AP, FAR and per-class AUC of a trained model", {},
+      [MODEL_DIR, arg("--features", type=str, required=True, help="feature directory or peer feature list"),
+       *GROUND_TRUTH,
+       arg("--split", type=str, default="test", help="train | val | test | all"),
+       arg("--gt", type=str | None, default=None, help="concatenated frame-level gt-*.npy"),
+       arg("--gt-list", type=str | None, default=None, help="the list file that gt-*.npy follows"),
+       arg("--annotations", type=str | None, default=None, help="UCF-Crime Temporal_Anomaly_Annotation.txt"),
+       arg("--threshold", type=float, default=0.5, help="frames scoring >= this are abnormal (false-alarm rate)"),
+       arg("--out", type=str | None, default=None, help="metrics JSON (default: MODEL/eval-SPLIT.json)"),
+       arg("--device", type=str, default="auto", help="auto | cpu | cuda | cuda:N")])
+def _eval(run: Run) -> int:
     from vad.engine.evaluate import GroundTruthSource, evaluate_dir
+    from vad.features.backbone import resolve_device
     from vad.io import write_json_atomic
 
-    source = GroundTruthSource(str(args.benchmark) if args.benchmark else None, args.gt, args.gt_list,
-                               args.annotations)
-    result = evaluate_dir(args.model, args.features, str(args.labels) if args.labels else None, args.split,
-                          source, args.format, args.threshold, args.device)
+    a = run.args
+    source = GroundTruthSource(a.benchmark, a.gt, a.gt_list, a.annotations)
+    result = evaluate_dir(a.model, a.features, a.labels, a.split, source, a.format, a.threshold,
+                          str(resolve_device(a.device)))  # evaluate_dir takes a concrete device, not "auto"
     print(result.report.format_table())
-    out = args.out or Path(args.model) / f"eval-{args.split}.json"
+    out = a.out or f"{a.model}/eval-{a.split}.json"
     write_json_atomic(out, result.report.to_dict())
     print(f"eval: metrics written to {out}")
     return EXIT_OK
 
 
-@command("score")
-def _score(args: argparse.Namespace) -> int:
-    from vad.engine.score import ScoreConfig, score_videos
-    from vad.engine.segments import SegmentConfig
+@verb("score", "score videos: per-video frame scores (CSV), segments (JSON), plot; resumable",
+      {"": "vad.engine.score:ScoreConfig"},
+      [INPUTS, MODEL_DIR, arg("--out", type=str, required=True, help="output directory")], SEGMENT_SHORTCUTS)
+def _score(run: Run) -> int:
+    from vad.engine.score import score_videos
 
-    config = ScoreConfig(SegmentConfig(args.threshold, args.min_gap, args.min_length), args.device,
-                         args.batch_size, args.backbone, args.pretrained)
-    report = score_videos(args.inputs, args.model, args.out, config, progress=not args.quiet)
+    report = score_videos(run.args.inputs, run.args.model, run.args.out, run.configs[""], progress=not run.quiet)
     print(f"score: {len(report.written)} scored, {len(report.skipped)} already done, {len(report.failed)} failed "
           f"-> {report.out_dir} (summary: {report.summary_path})")
     return report_failures(report.failed)
 
 
-@command("serve")
-def _serve(args: argparse.Namespace) -> int:
+@verb("serve", "the web UI: upload a video, see its anomaly scores and segments", {"": "vad.engine.score:ScoreConfig"},
+      [MODEL_DIR, *WEB, arg("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (MB)")],
+      SEGMENT_SHORTCUTS)
+def _serve(run: Run) -> int:
     from apps.web import serve
-    from vad.engine.score import ScoreConfig
-    from vad.engine.segments import SegmentConfig
 
-    serve(args.model, ScoreConfig(SegmentConfig(args.threshold), args.device, args.batch_size, args.backbone,
-                                  args.pretrained), host=args.host, port=args.port, max_upload_mb=args.max_upload_mb)
+    a = run.args
+    serve(a.model, run.configs[""], host=a.host, port=a.port, max_upload_mb=a.max_upload_mb)
     return EXIT_OK
 
 
-@command("demo")
-def _demo(args: argparse.Namespace) -> int:
-    from apps.demo import DemoConfig, run_demo
+@verb("demo", "synth -> extract -> train -> eval -> score, on data it makes itself", {"": "apps.demo:DemoConfig"},
+      [arg("--out", type=str, default="vad-demo", help="working directory"),
+       arg("--serve", type=bool, default=False, nargs="?", const=True, help="then open the web UI on the model"),
+       *WEB])
+def _demo(run: Run) -> int:
+    from apps.demo import run_demo
 
-    result = run_demo(args.out, DemoConfig(quick=args.quick, backbone=args.backbone, pretrained=args.pretrained,
-                                           device=args.device), progress=not args.quiet)
-    if args.serve:
+    a, config = run.args, run.configs[""]
+    result = run_demo(a.out, config, progress=not run.quiet)
+    if a.serve:
         from apps.web import serve
         from vad.engine.score import ScoreConfig
 
-        serve(result.model_dir, ScoreConfig(device=args.device), host=args.host, port=args.port,
+        serve(result.model_dir, ScoreConfig(device=config.device), host=a.host, port=a.port,
               examples=[result.scored_video])
     return EXIT_OK
 
 
-def add_scoring_args(p: argparse.ArgumentParser, segments: bool = True) -> None:
-    """Options of the verbs that score raw videos with a trained model (``score``, ``serve``)."""
-    p.add_argument("--model", type=Path, required=True, help="model directory written by `vad train`")
-    p.add_argument("--threshold", type=float, default=0.5, help="frames scoring >= this are abnormal (0.5)")
-    if segments:
-        p.add_argument("--min-gap", type=float, default=1.0, help="merge segments closer than this (s, 1.0)")
-        p.add_argument("--min-length", type=float, default=0.5, help="drop segments shorter than this (s, 0.5)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--batch-size", type=int, default=32, help="snippets decoded and encoded per batch")
-    g = p.add_argument_group("backbone (default: the one recorded in the model)")
-    g.add_argument("--backbone", help="open_clip model name override")
-    g.add_argument("--pretrained", help="weights (tag or file) when the model's are not on this machine")
+def help_cache(name: str) -> Path:
+    """Where ``vad NAME --help`` keeps its options between runs."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vadgraph" / f"cli-{name}.json"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every verb."""
-    parser = argparse.ArgumentParser(prog="vad", description="vadgraph: video anomaly detection with graph fusion")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    sub = parser.add_subparsers(dest="command", required=True)
+def verb_parser(name: str, help_only: bool = False):
+    """The parser of one verb: its own arguments, then one option per field of its configs. For ``help_only``
+    the options may come from the help cache, which spares importing the library."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
 
-    p = sub.add_parser("synth", help="write a synthetic anomaly benchmark")
-    p.add_argument("out", type=Path)
-    p.add_argument("--videos", type=int, default=60)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--difficulty", type=float, default=0.5, help="0 easy … 1 hard (agent size, contrast, noise)")
-
-    p = sub.add_parser("extract", help="decode videos and write multi-level CLIP features")
-    p.add_argument("inputs", nargs="+", help="video files, directories or globs")
-    p.add_argument("--out", type=Path, required=True, help="feature directory")
-    add_backbone_args(p)
-
-    p = sub.add_parser("train", help="train the anomaly model with video-level labels")
-    p.add_argument("--features", type=Path, required=True, help="feature directory or peer feature list")
-    p.add_argument("--out", type=Path, required=True, help="model directory to write")
-    add_gt_args(p)
-    add_model_args(p)
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--epochs", type=int, default=30)
-    g.add_argument("--batch-size", type=int, default=16)
-    g.add_argument("--num-snippets", type=int, default=64, help="training videos resampled to this length")
-    g.add_argument("--lr", type=float, default=5e-4)
-    g.add_argument("--patience", type=int, default=6)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--val-fraction", type=float, default=0.15, help="carved from train when there is no val")
-    g.add_argument("--device", default="auto")
-
-    p = sub.add_parser("eval", help="frame AUC, AP, FAR and per-class AUC of a trained model")
-    p.add_argument("--model", type=Path, required=True)
-    p.add_argument("--features", type=Path, required=True)
-    add_gt_args(p)
-    p.add_argument("--split", default="test", help="train | val | test | all (default: test)")
-    p.add_argument("--gt", help="concatenated frame-level gt-*.npy")
-    p.add_argument("--gt-list", help="the list file that gt-*.npy follows")
-    p.add_argument("--annotations", help="UCF-Crime Temporal_Anomaly_Annotation.txt")
-    p.add_argument("--threshold", type=float, default=0.5, help="for the false-alarm rate")
-    p.add_argument("--out", type=Path, help="metrics JSON (default: MODEL/eval-SPLIT.json)")
-    p.add_argument("--device", default="cpu")
-    p = sub.add_parser("score", help="score videos: per-video frame scores (CSV), segments (JSON), plot; resumable")
-    p.add_argument("inputs", nargs="+", help="video files, directories or globs")
-    p.add_argument("--out", type=Path, required=True, help="output directory")
-    add_scoring_args(p)
-
-    p = sub.add_parser("serve", help="the web UI: upload a video, see its anomaly scores and segments")
-    add_scoring_args(p, segments=False)
-    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (MB)")
-
-    p = sub.add_parser("demo", help="synth -> extract -> train -> eval -> score, on data it makes itself")
-    p.add_argument("--out", type=Path, default=Path("vad-demo"), help="working directory (default ./vad-demo)")
-    p.add_argument("--quick", action="store_true", help="a much smaller run (under a minute)")
-    p.add_argument("--serve", action="store_true", help="then open the web UI on the demo model")
-    p.add_argument("--backbone", default="ViT-B-16", help="open_clip model name, used with --pretrained")
-    p.add_argument("--pretrained", help="CLIP weights (tag or file); default: openai if cached, else a random "
-                                        "tiny backbone (announced)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=7860)
+    spec = VERBS[name]
+    items = cached_config_options(spec.configs, help_cache(name)) if help_only else config_options(spec.configs)
+    parser = ArgumentParser(description=spec.help + " (-q/-v may also come after the verb)",
+                            print_config="--print-config", env_prefix=False)
+    parser.add_argument("--config", action=ActionConfigFile,
+                        help="a YAML or JSON run file, as --print-config writes it; flags after it override it")
+    for flags, kwargs in spec.args:
+        parser.add_argument(*flags, **kwargs)
+    add_options(parser, items, spec.shortcuts)
     return parser
+
+
+def build_parser(name: str | None = None, sub=None):
+    """The ``vad`` parser. Only verb ``name`` gets its options, ``sub`` if given (the other verbs' configs are
+    not imported)."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="vad", description="vadgraph: video anomaly detection with graph fusion",
+                            exit_on_error=False, env_prefix=False, allow_abbrev=False)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars (before or after the verb)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (before or after the verb)")
+    parser.add_argument("--version", action="version", version=f"vad {version()}")
+    verbs = parser.add_subcommands(dest="command", required=True)
+    for verb_name, spec in VERBS.items():
+        if verb_name == name:
+            subparser = sub or verb_parser(name)
+        else:
+            subparser = ArgumentParser(description=spec.help)
+        verbs.add_subcommand(verb_name, subparser, help=spec.help)
+        subparser.prog = f"vad {verb_name}"
+    return parser
+
+
+def split_globals(argv: Sequence[str]) -> tuple[set[str], list[str]]:
+    """``-q``/``-v`` are global: taken out wherever they stand (before ``--``); the rest is the verb's."""
+    end = list(argv).index("--") if "--" in argv else len(argv)
+    found = {GLOBAL_FLAGS[a] for a in argv[:end] if a in GLOBAL_FLAGS}
+    return found, [a for a in argv[:end] if a not in GLOBAL_FLAGS] + list(argv[end:])
+
+
+def usage_message(exc: argparse.ArgumentError, name: str | None) -> str:
+    """jsonargparse's message in one line; missing arguments named without the verb (it says "train.out")."""
+    message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if name not in VERBS:
+        return message + " (see vad --help)"
+    head, sep, names = message.partition("arguments are required: ")
+    if sep:
+        message = head + sep + ", ".join(n.removeprefix(f"{name}.") for n in names.split(", "))
+    return message + f" (see vad {name} --help)"
+
+
+def parse(argv: list[str]) -> tuple[str, Any, dict[str, Any]]:
+    """``(verb, its namespace, its configs)``; exits (0) for --help, --version and --print-config."""
+    name = next((a for a in argv if not a.startswith("-")), None)
+    end = argv.index("--") if "--" in argv else len(argv)
+    sub = verb_parser(name, help_only=bool({"-h", "--help"} & set(argv[:end]))) if name in VERBS else None
+    if sub is not None:
+        argv = normalize_argv(argv, set(sub._option_string_actions), VERBS[name].shortcuts)
+    try:
+        cfg = build_parser(name, sub).parse_args(argv)
+    except argparse.ArgumentError as exc:
+        raise UsageError(usage_message(exc, name)) from None
+    ns = cfg[cfg.command]
+    configs = {}
+    for key, path in VERBS[cfg.command].configs.items():
+        try:
+            configs[key] = build(load_class(path), (ns[key] if key else ns).as_dict())
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{key or cfg.command}: {exc} (see vad {cfg.command} --help)") from None
+    return cfg.command, ns, configs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``vad`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="vad: %(message)s")
+    found, argv = split_globals(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO if "verbose" in found else logging.WARNING, format="vad: %(message)s")
     try:
-        return COMMANDS[args.command](args)
+        name, ns, configs = parse(argv)
+        return VERBS[name].run(Run(ns, configs, quiet="quiet" in found))
+    except SystemExit as exc:  # --help, --version, --print-config
+        return EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except UsageError as exc:
+        print(f"vad: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except VadError as exc:
         print(f"vad: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("vad: interrupted (finished outputs are kept; run again to resume)", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
