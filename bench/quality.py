@@ -22,6 +22,7 @@ import numpy as np
 from vad.data.dataset import load_dataset
 from vad.data.groundtruth import read_synth_gt
 from vad.engine.evaluate import GroundTruthSource, evaluate_model
+from vad.engine.reference import median_distance_scores
 from vad.engine.train import TrainConfig, train_model
 from vad.features.backbone import TINY_MODEL, BackboneConfig, save_random_checkpoint
 from vad.features.extract import ExtractConfig, extract_videos
@@ -69,22 +70,11 @@ def prepare(out: Path, videos: int, data_seed: int, difficulty: float) -> tuple[
 
 
 def deviation_reference(dataset, bench: Path, levels: tuple[str, ...] = ("clip", "motion")):
-    """Training-free reference: a snippet's distance from its video's median (per level, standardised over the
-    training videos, summed), min-max per video."""
-    from vad.engine.metrics import evaluate, expand_to_frames
+    """Training-free reference (:mod:`vad.engine.reference`) evaluated on the test split."""
+    from vad.engine.metrics import evaluate
 
     gt = read_synth_gt(bench, "test")
-    train = dataset.split("train")
-    std = {lvl: np.concatenate([getattr(r.features, lvl) - np.median(getattr(r.features, lvl), 0) for r in train]
-                               ).std(0) + 1e-6 for lvl in levels}
-    scores = {}
-    for r in dataset.split("test"):
-        f = r.features
-        d = sum(np.linalg.norm((getattr(f, lvl) - np.median(getattr(f, lvl), 0)) / std[lvl], axis=1)
-                for lvl in levels)
-        d = (d - d.min()) / (d.max() - d.min() + 1e-9)
-        scores[r.name] = expand_to_frames(d, f.num_video_frames, f.meta.snippet_len)
-    return evaluate(scores, gt.frames, gt.classes)
+    return evaluate(median_distance_scores(dataset, "test", levels), gt.frames, gt.classes)
 
 
 def run_variant(dataset, bench: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, seeds: int,

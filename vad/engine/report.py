@@ -59,17 +59,26 @@ def write_segments_json(path: str | os.PathLike, document: dict) -> Path:
     return Path(path)
 
 
-def score_figure(scores: VideoScores, segments: Sequence[Segment], threshold: float, title: str | None = None):
-    """A matplotlib ``Figure``: the frame-score curve over time, segments shaded, threshold dashed."""
+def score_figure(scores: VideoScores, segments: Sequence[Segment], threshold: float, title: str | None = None,
+                 ground_truth: np.ndarray | None = None):
+    """A matplotlib ``Figure``: the frame-score curve over time, segments shaded and labelled with their best
+    prompt, threshold dashed, and the ground-truth abnormal frames ``(T,)`` as a green band when known."""
     from matplotlib.figure import Figure
 
     fps = scores.fps if scores.fps > 0 else 1.0
     t = np.arange(len(scores.frames)) / fps
-    fig = Figure(figsize=(9, 3.2), dpi=100, layout="constrained")
+    fig = Figure(figsize=(10, 3.4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
+    if ground_truth is not None:
+        gt = np.asarray(ground_truth).reshape(-1)[: len(t)].astype(bool)
+        ax.fill_between(t[: len(gt)], -0.02, 1.02, where=gt, color="tab:green", alpha=0.15, lw=0,
+                        step="post", label="ground truth (abnormal)")
     for i, seg in enumerate(segments):
         ax.axvspan(seg.start_s, seg.end_s, color="tab:red", alpha=0.18, lw=0,
                    label="abnormal segment" if i == 0 else None)
+        if seg.prompt:
+            ax.text((seg.start_s + seg.end_s) / 2, 0.97, seg.prompt, ha="center", va="top", fontsize=10,
+                    color="darkred", clip_on=True)
     ax.plot(t, scores.frames, color="tab:blue", lw=1.6, label="anomaly score")
     ax.axhline(threshold, color="tab:red", ls="--", lw=1.0, label=f"threshold {threshold:.2f}")
     ax.set_xlim(0, max(t[-1], 1.0 / fps) if len(t) else 1)

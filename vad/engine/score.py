@@ -13,10 +13,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from vad.engine.inference import VideoScores, score_features
@@ -139,13 +140,15 @@ class Scorer:
         return find_segments(scores.frames, scores.fps, config, scores.best_prompt, scores.snippet_len,
                              self.prompts)
 
-    def write_outputs(self, scored: ScoredVideo, out_dir: str | os.PathLike) -> dict[str, Path]:
+    def write_outputs(self, scored: ScoredVideo, out_dir: str | os.PathLike,
+                      ground_truth: np.ndarray | None = None) -> dict[str, Path]:
         """Write ``NAME.scores.csv``, ``NAME.segments.json`` and ``NAME.png`` (each atomically)."""
         paths = output_paths(out_dir, scored.name)
         write_scores_csv(paths["csv"], scored.scores)
         write_segments_json(paths["json"], segments_document(scored.scores, scored.segments, scored.config,
                                                              str(scored.path), str(self.model_dir)))
-        save_figure(paths["png"], score_figure(scored.scores, scored.segments, scored.config.threshold))
+        save_figure(paths["png"], score_figure(scored.scores, scored.segments, scored.config.threshold,
+                                               ground_truth=ground_truth))
         return paths
 
 
@@ -210,8 +213,11 @@ def _is_done(row: dict | None, paths: dict[str, Path], config: SegmentConfig) ->
 
 def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  config: ScoreConfig = ScoreConfig(), progress: bool = True,
-                 scorer: Scorer | None = None) -> ScoreReport:
+                 scorer: Scorer | None = None, ground_truth: Mapping[str, np.ndarray] | None = None
+                 ) -> ScoreReport:
     """Score every video in ``inputs`` (files, directories, globs) and write the outputs into ``out_dir``.
+
+    ``ground_truth`` (video name → ``(T,)`` 0/1 frame labels), when known, is drawn on each video's plot.
 
     Resumable: a video whose three outputs exist and whose ``summary.csv`` row says ``ok`` at the same
     threshold is skipped. A bad video is recorded (status ``failed`` with the reason) and the run goes on.
@@ -241,7 +247,7 @@ def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLi
         try:
             scored = scorer.score(video, progress=lambda done, total, label=name[:24]: bar.set_postfix_str(
                 f"{label} {done}/{total} snippets"))
-            scorer.write_outputs(scored, out)
+            scorer.write_outputs(scored, out, (ground_truth or {}).get(name))
         except (VadError, RuntimeError, OSError, ValueError) as exc:  # decoder errors are not all VadErrors
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if not isinstance(exc, VadError):

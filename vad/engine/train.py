@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vad.data.batch import collate
 from fusion import degree_variance_loss
+from vad.data.batch import collate
 from vad.data.dataset import Dataset, VideoRecord, load_dataset
 from vad.engine.inference import score_records
 from vad.engine.metrics import evaluate
