@@ -80,7 +80,6 @@ class FeatureExtractor:
         with open_video(path, short_side=self.backbone.image_size) as source:
             plan = plan_snippets(source.info.num_frames, cfg.snippets)  # shape = [N, F]
             n, f = plan.shape
-            key = f // 2
             pooled_all = np.empty((n, f, self.backbone.embed_dim), np.float32)
             patch_all: np.ndarray | None = None
             motion_all: list[np.ndarray] = []
@@ -92,26 +91,40 @@ class FeatureExtractor:
                 batches = iter_snippet_frames(source, plan, cfg.batch_snippets)
             for sl, frames, *motion in _prefetched(batches, cfg.prefetch):
                 motion_all.extend(motion)
-                b = frames.shape[0]
-                batch = torch.from_numpy(frames.reshape(b * f, *frames.shape[2:]))  # shape = [b * F, H, W, 3]
-                if self.backbone.device.type == "cuda":
-                    batch = batch.pin_memory()
-                pooled, patches = self.backbone.encode_frames(batch)
-                pooled_all[sl] = pooled.view(b, f, -1).cpu().numpy()
+                pooled, patches = self.encode_snippets(frames)
+                pooled_all[sl] = pooled
                 if patches is not None:
                     if patch_all is None:
-                        patch_all = np.empty((n, patches.shape[1], patches.shape[2]), np.float32)
-                    patch_all[sl] = patches.view(b, f, *patches.shape[1:])[:, key].cpu().numpy()
+                        patch_all = np.empty((n, *patches.shape[1:]), np.float32)
+                    patch_all[sl] = patches
                 if progress is not None:
                     progress(sl.stop, n)
             info = source.info
-        clip = F.normalize(torch.from_numpy(pooled_all).mean(1), dim=-1).numpy()
+        clip = clip_level(pooled_all)
         meta = VideoMeta(name=Path(path).stem, path=str(path), fps=info.fps, num_frames=info.num_frames,
                          snippet_len=cfg.snippets.snippet_len, backbone=self.backbone.name,
                          weights=self.backbone.weights_id)
         motion = np.concatenate(motion_all) if motion_all else None
         return VideoFeatures(clip=clip, meta=meta, frame=pooled_all, patch=patch_all, frame_indices=plan,
                              motion=motion)
+
+    def encode_snippets(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Encode snippets' sampled frames ``(b, F, H, W, 3)`` uint8 → frame level ``(b, F, D)`` and the key
+        (middle) frame's patch level ``(b, P, D)`` or None; shared by files (``extract``) and live streams."""
+        b, f = frames.shape[:2]
+        batch = torch.from_numpy(np.ascontiguousarray(frames).reshape(b * f, *frames.shape[2:]))  # [b * F, H, W, 3]
+        if self.backbone.device.type == "cuda":
+            batch = batch.pin_memory()
+        pooled, patches = self.backbone.encode_frames(batch)
+        frame_level = pooled.view(b, f, -1).cpu().numpy()
+        if patches is None:
+            return frame_level, None
+        return frame_level, patches.view(b, f, *patches.shape[1:])[:, f // 2].cpu().numpy()
+
+
+def clip_level(frame_level: np.ndarray) -> np.ndarray:
+    """Clip level ``(N, D)`` from the frame level ``(N, F, D)``: the normalised mean of each snippet's frames."""
+    return F.normalize(torch.from_numpy(frame_level).mean(1), dim=-1).numpy()
 
 
 def with_motion(batches: Iterator[tuple[slice, np.ndarray]], encoder: MotionEncoder
