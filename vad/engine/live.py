@@ -65,11 +65,11 @@ class LiveConfig:
         if min(self.min_alert_s, self.pre_s, self.post_s) < 0:
             raise VadError("--min-alert, --pre and --post must be >= 0")
 
-    def reader_config(self, snippets: SnippetConfig, short_side: int | None) -> ReaderConfig:
+    def reader_config(self, snippets: SnippetConfig, short_side: int | None, pairs: bool = False) -> ReaderConfig:
         """The stream reader's share of these settings."""
         return ReaderConfig(self.source, snippets, short_side, self.queue_snippets, self.when_behind,
                             self.stall_timeout_s, self.reconnect_backoff_s, self.max_backoff_s, self.max_reconnects,
-                            self.realtime)
+                            self.realtime, pairs)
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,11 @@ class SnippetScorer(Protocol):
 
     snippets: SnippetConfig  # S and F the scorer was trained with
     short_side: int | None  # sampled frames are resized so their shorter side is this
+    pairs: bool  # wants each sampled frame followed by the next one (optical flow of the motion level)
     default_threshold: float | None  # calibrated threshold, if the model carries one
 
     def score(self, frames: np.ndarray) -> SnippetScore:
-        """Score the newest snippet, frames ``(F, H, W, 3)`` uint8 RGB, in the context of earlier ones."""
+        """Score the newest snippet, frames ``(F, H, W, 3)`` (``(2F, ...)`` pairs) uint8 RGB, in context."""
         ...
 
 
@@ -187,7 +188,7 @@ class LiveSession:
         if config.clips:  # pre-roll + the wait before an alert is declared + the queue's and smoothing's lag
             self.ring = FrameRing(config.pre_s + config.min_alert_s + 2.0, config.clip_short_side or None,
                                   extra_frames=(config.queue_snippets + config.smoothing + 2) * s)
-        self.reader = StreamReader(config.reader_config(scorer.snippets, scorer.short_side),
+        self.reader = StreamReader(config.reader_config(scorer.snippets, scorer.short_side, scorer.pairs),
                                    on_frame=self.ring.push if self.ring else None, on_event=self._event)
         self.log = EventLog(config.events, events)
         self.clip_dir = clip_dir_for(config)

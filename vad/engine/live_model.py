@@ -9,7 +9,8 @@ import numpy as np
 
 from vad.engine.inference import score_features
 from vad.engine.live import SnippetScore
-from vad.features.extract import clip_level
+from vad.features.extract import clip_level, with_motion
+from vad.features.motion import MotionEncoder
 from vad.features.store import VideoFeatures, VideoMeta
 from vad.features.video import SnippetConfig
 
@@ -25,9 +26,11 @@ class ModelSnippetScorer:
         self.extractor = scorer.extractor
         self.snippets: SnippetConfig = self.extractor.config.snippets
         self.short_side: int | None = self.extractor.backbone.image_size
+        self.pairs = bool(self.extractor.config.motion)  # the model reads the optical-flow motion level
+        self.motion = MotionEncoder(self.extractor.config.motion_config) if self.pairs else None
         threshold = scorer.loaded.info.get("threshold")
         self.default_threshold = float(threshold) if isinstance(threshold, (int, float)) else None
-        self.context: deque[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = deque(maxlen=window)
+        self.context: deque[tuple[np.ndarray, ...]] = deque(maxlen=window)  # (clip, frame, patch, motion) each
 
     @classmethod
     def from_model_dir(cls, model_dir: str | os.PathLike, window: int, device: str = "auto",
@@ -43,14 +46,20 @@ class ModelSnippetScorer:
         return self.scorer.describe()
 
     def score(self, frames: np.ndarray) -> SnippetScore:
-        """Encode the snippet's F frames, append to the context, score the context, keep the newest score."""
-        frame_level, patches = self.extractor.encode_snippets(frames[None])  # (1, F, D), (1, P, D) | None
-        self.context.append((clip_level(frame_level)[0], frame_level[0], None if patches is None else patches[0]))
-        clip, frame, patch = zip(*self.context, strict=True)
+        """Features of the snippet (as ``vad extract`` makes them), appended to the context; the context is
+        scored and the newest snippet's score kept."""
+        batch, motion = frames[None], None  # (1, F, H, W, 3), or (1, 2F, H, W, 3) flow pairs
+        if self.motion is not None:
+            _, batch, motion = next(with_motion(iter([(slice(0, 1), batch)]), self.motion))  # motion: (1, M)
+        frame_level, patches = self.extractor.encode_snippets(batch)  # (1, F, D), (1, P, D) | None
+        self.context.append((clip_level(frame_level)[0], frame_level[0], None if patches is None else patches[0],
+                             None if motion is None else motion[0]))
+        clip, frame, patch, moves = zip(*self.context, strict=True)
         bb = self.extractor.backbone
         feats = VideoFeatures(np.stack(clip), VideoMeta("live", snippet_len=self.snippets.snippet_len,
                                                         backbone=bb.name, weights=bb.weights_id),
-                              np.stack(frame), None if patch[0] is None else np.stack(patch))
+                              np.stack(frame), None if patch[0] is None else np.stack(patch),
+                              motion=None if moves[0] is None else np.stack(moves))
         loaded = self.scorer.loaded
         scores = score_features(loaded.model, feats, loaded.text, loaded.levels, self.scorer.device)
         best = int(scores.best_prompt[-1])

@@ -4,7 +4,8 @@ A source is a webcam index (``"0"``), an rtsp/rtmp/http(s)/udp/srt URL, or a vid
 OpenCV's FFmpeg backend (``cv2.VideoCapture(url, cv2.CAP_FFMPEG)``) with open and read timeouts, so a stalled
 stream fails a read instead of hanging; decord cannot read live streams at all. A background thread reads every
 frame as it arrives (hands it to ``on_frame``, e.g. the evidence ring buffer), keeps the F sampled frames of
-each snippet at the backbone's input size, and puts complete snippets on a bounded queue. When the scorer falls
+each snippet at the backbone's input size (with the frame after each, the motion level's flow pairs, when
+asked), and puts complete snippets on a bounded queue. When the scorer falls
 behind, snippets are dropped by policy and counted. A dropped or stalled stream is reopened with exponential
 backoff and the gap reported through ``on_event``.
 """
@@ -45,6 +46,7 @@ class ReaderConfig:
     max_backoff_s: float = 30.0  # longest wait between reopen attempts
     max_reconnects: int = 10  # consecutive failed (re)open attempts before giving up; -1 = never give up
     realtime: bool = False  # files only: pace at the native frame rate and drop like a live stream
+    pairs: bool = False  # also keep the frame after each sampled one (flow pairs of the motion level)
 
     def __post_init__(self) -> None:
         if self.when_behind not in WHEN_BEHIND:
@@ -61,7 +63,8 @@ class Snippet:
     first_frame: int  # stream frame index of its first frame (frames count from 0 across reconnects)
     snippet_len: int  # S
     fps: float  # the source's frame rate
-    frames: np.ndarray  # (F, H, W, 3) uint8 RGB, the sampled frames at the backbone's input size
+    frames: np.ndarray  # (F, H, W, 3) uint8 RGB sampled frames at the backbone's input size; with ``pairs``
+    # (2F, H, W, 3): each sampled frame then the one after it (the last frame of a snippet pairs with itself)
     captured: float  # wall clock (time.time) when its last frame was read
     captured_perf: float  # the same instant on time.perf_counter (for latency)
 
@@ -141,8 +144,12 @@ class StreamReader:
         self._on_event = on_event or (lambda event: None)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="vad-stream")
-        self._offsets = plan_snippets(config.snippets.snippet_len, config.snippets)[0]  # (F,) within a snippet
-        self._pending: list[np.ndarray] = []
+        s = config.snippets.snippet_len
+        offsets = plan_snippets(s, config.snippets)[0]  # (F,) positions inside a snippet
+        if config.pairs:  # as `vad extract` decodes them: frame i, then i + 1 (clamped to the snippet)
+            offsets = np.stack([offsets, np.minimum(offsets + 1, s - 1)], -1).reshape(-1)
+        self._order = [int(o) for o in offsets]  # positions, in the order of Snippet.frames
+        self._pending: dict[int, np.ndarray] = {}
         self._snippet_start = 0
         self._paced_from = 0.0
 
@@ -186,7 +193,7 @@ class StreamReader:
         lost_at = time.time()
         if not first:
             self._on_event({"event": "stream_lost", "frame": self.stats.frames, "stream_s": self._stream_s()})
-        self._pending, delay, failures = [], cfg.backoff_s, 0
+        self._pending, delay, failures = {}, cfg.backoff_s, 0
         while not self._stop.is_set():
             cap = open_capture(cfg.source, cfg.stall_timeout_s)
             if cap is not None:
@@ -231,15 +238,15 @@ class StreamReader:
         if self._on_frame is not None:
             self._on_frame(index, bgr, self.fps)
         pos, s = index - self._snippet_start, self.config.snippets.snippet_len
-        if pos in self._offsets:
-            self._pending.append(self._sampled(bgr))
+        if pos in self._order:
+            self._pending[pos] = self._sampled(bgr)
         if pos + 1 < s:
             return
-        frames, self._pending = self._pending, []
+        frames, self._pending = self._pending, {}
         self._snippet_start = index + 1
-        if len(frames) == len(self._offsets):
-            snippet = Snippet(self.stats.snippets, index + 1 - s, s, self.fps, np.stack(frames), time.time(),
-                              time.perf_counter())
+        if all(o in frames for o in self._order):
+            snippet = Snippet(self.stats.snippets, index + 1 - s, s, self.fps, np.stack([frames[o] for o in
+                              self._order]), time.time(), time.perf_counter())
             self.stats.snippets += 1
             self._put(snippet, block=self.kind == "file" and not self.config.realtime)
         if self.kind == "file" and self.config.realtime:

@@ -47,6 +47,7 @@ class BrightnessScorer:
 
     snippets = SnippetConfig(S, 1)
     short_side = None
+    pairs = False
     default_threshold = None
 
     def __init__(self, delay_s: float = 0.0) -> None:
