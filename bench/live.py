@@ -93,9 +93,10 @@ def watch(source: str, model: Path, events: Path, *extra: str) -> tuple[dict, li
         except OSError:
             pass
         time.sleep(2.0)
-    if child.returncode != 0:
-        raise SystemExit(f"apps.watch exited {child.returncode}")
-    return json.loads(events.read_text().splitlines()[-1]), samples
+    stop = json.loads(events.read_text().splitlines()[-1])
+    if child.returncode != 0 or not stop.get("snippets"):
+        raise SystemExit(f"apps.watch exited {child.returncode} after {stop.get('snippets')} snippets")
+    return stop, samples
 
 
 def latency_run(model: Path, clip: Path, out: Path, window: int, device: str) -> dict:

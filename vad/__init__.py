@@ -24,6 +24,8 @@ _EXPORTS = {
     "Scorer": "vad.engine.score",
     "ScoreConfig": "vad.engine.score",
     "score_videos": "vad.engine.score",
+    "LiveConfig": "vad.engine.live",
+    "run_live": "vad.engine.live",
     "VadError": "vad.errors",
 }
 _ALIASES = {"train": "train_from_paths", "evaluate": "evaluate_dir"}

@@ -70,6 +70,7 @@ def test_source_that_never_opens_exits_1(trained_model, tmp_path, capsys):
     assert "could not open" in capsys.readouterr().err
     events = read_events(tmp_path / "ev.jsonl")
     assert events[0]["event"] == "start" and events[-1]["event"] == "stop" and not events[-1]["opened"]
+    assert events[-1]["latency_p50_ms"] is None and "NaN" not in (tmp_path / "ev.jsonl").read_text()
 
 
 @needs_ffmpeg

@@ -8,7 +8,7 @@ Every event is a JSON line (stdout or ``events``); a status line with capture→
 """
 from __future__ import annotations
 
-import logging
+import math
 import queue
 import sys
 import threading
@@ -25,8 +25,6 @@ from vad.engine.evidence import ClipRecorder, FrameRing
 from vad.errors import VadError
 from vad.features.stream import ReaderConfig, Snippet, StreamEnd, StreamReader, snippets_for
 from vad.features.video import SnippetConfig
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -131,9 +129,9 @@ class LiveSummary:
     dropped_snippets: int  # snippets discarded because scoring was behind
     dropped_frames: int  # their frames
     reconnects: int  # successful reopens after a lost stream
-    latency_p50_ms: float  # capture → score latency
-    latency_p95_ms: float
-    rtf: float  # scoring seconds per stream second scored
+    latency_p50_ms: float | None  # capture → score latency (None before the first snippet)
+    latency_p95_ms: float | None
+    rtf: float | None  # scoring seconds per stream second scored
     rss_start_mb: float  # resident memory at start and at the end
     rss_end_mb: float
     webhook: dict | None  # sent / failed / dropped / attempts
@@ -141,9 +139,19 @@ class LiveSummary:
     def line(self) -> str:
         """The one-line human summary."""
         return (f"{self.snippets} snippets ({self.stream_s:.1f} s of stream in {self.wall_s:.1f} s), "
-                f"{self.alerts} alert(s), latency p50 {self.latency_p50_ms:.0f} ms p95 {self.latency_p95_ms:.0f} ms, "
-                f"rtf {self.rtf:.3f}, dropped {self.dropped_snippets} snippet(s), {self.reconnects} reconnect(s), "
+                f"{self.alerts} alert(s), latency p50 {_fmt(self.latency_p50_ms, '.0f')} ms "
+                f"p95 {_fmt(self.latency_p95_ms, '.0f')} ms, rtf {_fmt(self.rtf, '.3f')}, "
+                f"dropped {self.dropped_snippets} snippet(s), {self.reconnects} reconnect(s), "
                 f"RSS {self.rss_start_mb:.0f} -> {self.rss_end_mb:.0f} MB; ended: {self.ended}")
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _finite(x: float, digits: int) -> float | None:
+    """``x`` rounded, or None for NaN (JSON has no NaN)."""
+    return None if math.isnan(x) else round(x, digits)
 
 
 def rss_mb() -> float:
@@ -306,7 +314,7 @@ class LiveSession:
             ended, self.opened or st.frames > 0, self.scored, round(st.frames / self.reader.fps, 3) if self.reader.fps
             else 0.0, round(time.perf_counter() - self.started, 3), self.tracker.alerts if self.tracker else 0,
             [str(p) for p in self.recorder.clips] if self.recorder else [], st.dropped_snippets, st.dropped_frames,
-            st.reconnects, round(lat.percentile_ms(50), 1), round(lat.percentile_ms(95), 1), round(lat.rtf, 4),
+            st.reconnects, _finite(lat.percentile_ms(50), 1), _finite(lat.percentile_ms(95), 1), _finite(lat.rtf, 4),
             round(self.rss_start, 1), round(rss_mb(), 1), asdict(self.webhook.stats) if self.webhook else None)
 
 
