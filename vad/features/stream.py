@@ -237,20 +237,24 @@ class StreamReader:
         self.stats.frames += 1
         if self._on_frame is not None:
             self._on_frame(index, bgr, self.fps)
-        pos, s = index - self._snippet_start, self.config.snippets.snippet_len
+        pos = index - self._snippet_start
         if pos in self._order:
             self._pending[pos] = self._sampled(bgr)
-        if pos + 1 < s:
-            return
+        if pos + 1 >= self.config.snippets.snippet_len:
+            self._complete(index)
+        if self.kind == "file" and self.config.realtime:  # next frame due at its time on the stream's clock
+            self._stop.wait(max(0.0, self._paced_from + (index + 1) / self.fps - time.perf_counter()))
+
+    def _complete(self, last: int) -> None:
+        """The snippet ending at frame ``last`` is complete: queue it (unless a reconnect cut it short)."""
+        s = self.config.snippets.snippet_len
         frames, self._pending = self._pending, {}
-        self._snippet_start = index + 1
+        self._snippet_start = last + 1
         if all(o in frames for o in self._order):
-            snippet = Snippet(self.stats.snippets, index + 1 - s, s, self.fps, np.stack([frames[o] for o in
+            snippet = Snippet(self.stats.snippets, last + 1 - s, s, self.fps, np.stack([frames[o] for o in
                               self._order]), time.time(), time.perf_counter())
             self.stats.snippets += 1
             self._put(snippet, block=self.kind == "file" and not self.config.realtime)
-        if self.kind == "file" and self.config.realtime:
-            self._stop.wait(max(0.0, self._paced_from + (index + 1) / self.fps - time.perf_counter()))
 
     def _sampled(self, bgr: np.ndarray) -> np.ndarray:
         """BGR frame → RGB at the backbone's input size (area interpolation, as ``vad extract`` decodes)."""
