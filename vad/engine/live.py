@@ -136,13 +136,14 @@ class LiveSummary:
     rss_end_mb: float
     webhook: dict | None  # sent / failed / dropped / attempts
 
-    def line(self) -> str:
-        """The one-line human summary."""
+    def line(self, final: bool = True) -> str:
+        """The one-line human summary (``final=False``: the periodic status line, without the end reason)."""
+        end = f"; ended: {self.ended}" if final else ""
         return (f"{self.snippets} snippets ({self.stream_s:.1f} s of stream in {self.wall_s:.1f} s), "
                 f"{self.alerts} alert(s), latency p50 {_fmt(self.latency_p50_ms, '.0f')} ms "
                 f"p95 {_fmt(self.latency_p95_ms, '.0f')} ms, rtf {_fmt(self.rtf, '.3f')}, "
                 f"dropped {self.dropped_snippets} snippet(s), {self.reconnects} reconnect(s), "
-                f"RSS {self.rss_start_mb:.0f} -> {self.rss_end_mb:.0f} MB; ended: {self.ended}")
+                f"RSS {self.rss_start_mb:.0f} -> {self.rss_end_mb:.0f} MB{end}")
 
 
 def _fmt(x: float | None, spec: str) -> str:
@@ -288,7 +289,7 @@ class LiveSession:
         if self.config.status_every_s > 0 and time.perf_counter() >= self._next_status:
             self._next_status = time.perf_counter() + self.config.status_every_s
             open_alert = self.tracker is not None and self.tracker.open is not None
-            print(f"vad watch: {self._summary('running').line()}{' [ALERT]' if open_alert else ''}",
+            print(f"vad watch: {self._summary('running').line(final=False)}{' [ALERT]' if open_alert else ''}",
                   file=self.status, flush=True)
 
     def _shutdown(self, ended: str) -> LiveSummary:
