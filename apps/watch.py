@@ -1,8 +1,9 @@
 """``vad watch SOURCE --model DIR``: score a camera or stream live, alert, keep evidence clips.
 
-A front end over :func:`vad.engine.live.run_live`: ``add_watch_args`` declares the options, ``run_watch`` runs
-them (SIGTERM and Ctrl-C end the run cleanly: the open alert is closed, its clip and the event log flushed, exit
-0). ``python -m apps.watch`` runs it standalone until the verb is registered in ``apps/cli.py``.
+A front end over :func:`vad.engine.live.run_live`: ``add_watch_args`` declares the options (argparse),
+``run_watch`` runs them, or a ready :class:`LiveConfig` from the config-generated CLI. SIGTERM and Ctrl-C end
+the run cleanly: the open alert is closed, its clip and the event log are flushed, exit 0.
+``python -m apps.watch`` runs it standalone until the verb is registered in ``apps/cli.py``.
 """
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vad.errors import VadError
+
+if TYPE_CHECKING:
+    from vad.engine.live import LiveConfig
 
 EXIT_OK, EXIT_NO_SOURCE, EXIT_USAGE = 0, 1, 2
 
@@ -55,7 +60,7 @@ def add_watch_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pretrained", help="weights (tag or file) when the model's are not on this machine")
 
 
-def live_config_from_args(args: argparse.Namespace):
+def live_config_from_args(args: argparse.Namespace) -> LiveConfig:
     """Build a :class:`LiveConfig` from parsed ``vad watch`` arguments."""
     from vad.engine.live import LiveConfig
 
@@ -66,17 +71,19 @@ def live_config_from_args(args: argparse.Namespace):
         webhook=args.webhook, events=str(args.events) if args.events else None,
         snippet_events=not args.no_snippet_events, when_behind=args.when_behind, queue_snippets=args.queue,
         reconnect_backoff_s=args.backoff, max_reconnects=args.max_reconnects, stall_timeout_s=args.stall_timeout,
-        realtime=args.realtime, status_every_s=args.status_every, max_stream_s=args.max_stream)
+        realtime=args.realtime, status_every_s=args.status_every, max_stream_s=args.max_stream, device=args.device,
+        backbone=args.backbone, pretrained=args.pretrained)
 
 
-def run_watch(args: argparse.Namespace) -> int:
-    """Run ``vad watch``: 0 when it ran (also after SIGTERM / Ctrl-C), 1 if the source never opened."""
+def run_watch(args: argparse.Namespace, config: LiveConfig | None = None) -> int:
+    """Run ``vad watch`` on model ``args.model`` with ``config`` (default: built from ``args``): 0 when it ran
+    (also after SIGTERM / Ctrl-C), 1 if the source never opened."""
     from vad.engine.live import run_live
     from vad.engine.live_model import ModelSnippetScorer
 
-    config = live_config_from_args(args)
-    scorer = ModelSnippetScorer.from_model_dir(args.model, config.window, args.device, args.backbone,
-                                               args.pretrained)
+    config = config or live_config_from_args(args)
+    scorer = ModelSnippetScorer.from_model_dir(args.model, config.window, config.device, config.backbone,
+                                               config.pretrained)
     stop = threading.Event()
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set()) if in_main else None

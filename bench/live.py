@@ -4,16 +4,17 @@
    127.0.0.1 and scored live (evidence clips on, threshold 0 so an alert and its recorder run the whole time);
    reports p50/p95 latency from the snippet's last frame being read to its score, and the real-time factor
    (scoring seconds per second of stream; < 1 keeps up).
-2. Memory: a long stream (default 30 min of stream time) read as fast as scoring allows (a file source,
-   accelerated, every snippet scored, one alert and its clip open throughout); RSS at start (model loaded),
-   after 10% of the run, at the end, and the peak of samples taken every 2 s.
+2. Memory: a long stream (default 10 min of stream time, ``--long-minutes 30`` for half an hour) read as fast
+   as scoring allows (a file source, accelerated, every snippet scored, one alert and its clip open
+   throughout); RSS at start (model loaded), after 10% of the run, at the end, and the peak of samples
+   taken every 2 s.
 
 Both run ``python -m apps.watch`` in a fresh process, as a user would.
 
 The model is a tiny vadgraph model trained for a few seconds on synthetic videos, on features of a random-
 initialised backbone saved as a checkpoint (``--backbone ViT-B-16`` for the real architecture's cost).
 
-    python -m bench.live                                   # tiny backbone, ~3 minutes on 2 CPU cores
+    python -m bench.live                                   # tiny backbone, a few minutes on 2 CPU cores
     python -m bench.live --backbone ViT-B-16 --long-minutes 5
 """
 from __future__ import annotations
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=int, default=25)
     parser.add_argument("--size", default="320x240", help="stream frame size (320x240)")
     parser.add_argument("--latency-seconds", type=float, default=30.0, help="native-rate stream length (30)")
-    parser.add_argument("--long-minutes", type=float, default=30.0, help="accelerated stream length (30)")
+    parser.add_argument("--long-minutes", type=float, default=10.0, help="accelerated stream length (10)")
     parser.add_argument("--keep", type=Path, help="keep the work directory here (events, clips)")
     args = parser.parse_args(argv)
     if shutil.which("ffmpeg") is None:

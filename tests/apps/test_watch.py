@@ -38,10 +38,10 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 def test_arguments_map_onto_live_config():
     args = _parse("rtsp://cam/1", "--model", "m", "--threshold", "0.7", "--min-alert", "1.5", "--no-clips",
-                  "--when-behind", "drop", "--max-reconnects", "-1", "--events", "out/ev.jsonl")
+                  "--when-behind", "drop", "--max-reconnects", "-1", "--events", "out/ev.jsonl", "--device", "cpu")
     cfg = live_config_from_args(args)
     assert cfg == LiveConfig("rtsp://cam/1", threshold=0.7, min_alert_s=1.5, clips=False, when_behind="drop",
-                             max_reconnects=-1, events="out/ev.jsonl")
+                             max_reconnects=-1, events="out/ev.jsonl", device="cpu")
     assert live_config_from_args(_parse("0", "--model", "m")).threshold is None  # the model's, else 0.5
 
 

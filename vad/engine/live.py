@@ -54,6 +54,9 @@ class LiveConfig:
     realtime: bool = False  # file sources: pace at the native rate (otherwise read as fast as scored, no drops)
     status_every_s: float = 10.0  # status line on stderr this often (0 = only the final summary)
     max_stream_s: float | None = None  # stop after this much stream time (None = until the source ends)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (backbone and model)
+    backbone: str | None = None  # override the checkpoint's open_clip model name (rarely needed)
+    pretrained: str | None = None  # override the checkpoint's backbone weights (tag or file)
 
     def __post_init__(self) -> None:
         if self.window < 1 or self.smoothing < 1:
