@@ -57,7 +57,7 @@ def test_live_scores_match_offline_scoring_and_context_stays_bounded(trained_mod
     assert len(live) == 6 and all(0 <= e["score"] <= 1 and e["prompt"] in scorer.scorer.prompts for e in live)
     assert live[-1]["score"] == pytest.approx(float(offline.snippets[-1]), abs=1e-3)  # same context: same score
 
-    small = ModelSnippetScorer.from_model_dir(trained_model, window=3, device="cpu")
+    small = ModelSnippetScorer(scorer.scorer, window=3)  # the same loaded model, a shorter context
     run_live(LiveConfig(str(video), window=3, clips=False, events=str(tmp_path / "e2.jsonl"), status_every_s=0),
              small)
     assert len(small.context) == 3  # per-snippet cost does not grow with the stream

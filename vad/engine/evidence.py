@@ -1,8 +1,9 @@
 """Evidence clips of live alerts: a bounded ring buffer of recent frames and a recorder thread writing MP4s.
 
 The ring keeps the last few seconds of frames as JPEG (memory is bounded by its length, not by an alert's).
-A recording starts ``pre_s`` before the alert from the ring, follows the stream, and ends ``post_s`` after the
-alert ends; it is written to a temporary file beside the target and renamed into place only when complete.
+A recording starts ``pre_s`` before the alert from the ring, follows the stream (no further than the scorer's
+``horizon``, so it never runs past a post-roll shorter than the wait that ends an alert), and ends ``post_s``
+after the alert ends; it is written to a temporary file beside the target and renamed into place only when complete.
 Encoding runs in the recorder's own thread, never in the reader's or the scorer's.
 """
 from __future__ import annotations
@@ -93,6 +94,7 @@ class ClipRecorder:
         self.ring = ring
         self.on_done = on_done
         self.clips: list[Path] = []
+        self.horizon: int | None = None  # frames before this may be written (None: all); see advance()
         self._recordings: dict[int, _Recording] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -109,6 +111,10 @@ class ClipRecorder:
         with self._lock:
             if alert in self._recordings:
                 self._recordings[alert].end_frame = end_frame
+
+    def advance(self, horizon: int) -> None:
+        """Let recordings write frames before ``horizon`` (the scorer's progress less the alert-end delay)."""
+        self.horizon = horizon
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Write what the ring holds for every open recording, finalise them, stop the thread."""
@@ -127,8 +133,11 @@ class ClipRecorder:
         with self._lock:
             recordings = list(self._recordings.values())
         for rec in recordings:
+            limit = rec.end_frame
+            if not final and self.horizon is not None:
+                limit = self.horizon if limit is None else min(limit, self.horizon)
             try:
-                self._write_available(rec)
+                self._write_available(rec, limit)
             except Exception as exc:  # noqa: BLE001 -- one bad clip must not stop live scoring
                 log.exception("evidence clip %s failed", rec.path)
                 self._drop(rec, f"{type(exc).__name__}: {exc}")
@@ -136,10 +145,10 @@ class ClipRecorder:
             if final or (rec.end_frame is not None and rec.next_frame >= rec.end_frame):
                 self._finalise(rec)
 
-    def _write_available(self, rec: _Recording) -> None:
+    def _write_available(self, rec: _Recording, limit: int | None) -> None:
         import cv2
 
-        for index, jpg in self.ring.since(rec.next_frame, rec.end_frame):
+        for index, jpg in self.ring.since(rec.next_frame, limit):
             if index > rec.next_frame and rec.written:
                 rec.lost += index - rec.next_frame
             frame = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)

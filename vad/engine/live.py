@@ -31,7 +31,7 @@ from vad.features.video import SnippetConfig
 class LiveConfig:
     """Settings of a live scoring run."""
 
-    source: str  # webcam index ("0"), rtsp/rtmp/http(s)/udp/srt URL, or a video file
+    source: str = ""  # webcam index ("0"), rtsp/rtmp/http(s)/udp/srt URL, or a video file (required)
     window: int = 64  # W: snippets of context the model sees (sliding, so per-snippet cost is constant)
     threshold: float | None = None  # alert level of the smoothed score; None = the model's calibrated one, else 0.5
     min_alert_s: float = 2.0  # the score must stay above (below) the threshold this long to start (end) an alert
@@ -191,6 +191,8 @@ class LiveSession:
 
     def __init__(self, config: LiveConfig, scorer: SnippetScorer, stop: threading.Event | None = None,
                  status: IO[str] | None = None, events: IO[str] | None = None) -> None:
+        if not config.source:
+            raise VadError("no source given: a webcam index, an rtsp/rtmp/http(s)/udp/srt URL, or a video file")
         self.config, self.scorer = config, scorer
         self.stop = stop or threading.Event()
         self.status = status or sys.stderr
@@ -269,6 +271,9 @@ class LiveSession:
                                                   result.prompt, snip.captured))
         if alert is not None:
             self._alert(alert)
+        if self.recorder is not None:  # an alert ends need * S frames after its last frame: stay behind by that
+            ending = self.tracker.need * snip.snippet_len - round(self.config.post_s * snip.fps)
+            self.recorder.advance(snip.end_frame - max(0, ending))
 
     def _alert(self, event: dict) -> None:
         """Start / finish the alert's evidence clip, then log and post the event."""

@@ -185,7 +185,8 @@ class StreamReader:
         finally:
             if cap is not None:
                 cap.release()
-            self._put(StreamEnd("stopped" if self._stop.is_set() else reason, opened), block=True)
+            if not self._stop.is_set():  # once stopped, nobody reads the queue: queued snippets are abandoned
+                self._put(StreamEnd(reason, opened), block=True)
 
     def _reopen(self, first: bool) -> tuple[object | None, str]:
         """Open (or reopen after a loss) with exponential backoff; (capture, "") or (None, why not)."""
@@ -269,12 +270,14 @@ class StreamReader:
 
     def _put(self, item: Snippet | StreamEnd, block: bool) -> None:
         """Queue ``item``; when full, wait (``block``) or drop by the ``when_behind`` policy and count it."""
-        while block and not self._stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
+        if block:
+            while not self._stop.is_set():
+                try:
+                    self.queue.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+            return  # stopped: nobody reads the queue any more
         while True:
             try:
                 self.queue.put_nowait(item)
