@@ -90,6 +90,8 @@ def run_variant(dataset, bench: Path, model_cfg: ModelConfig, train_cfg: TrainCo
         rows["leak"].append(100 * report.leak_auc)
         rows["ap"].append(100 * report.ap)
         rows["sec"].append(result.seconds_per_epoch)
+        print(f"    seed {seed}: AUC {rows['auc'][-1]:.2f} leak {rows['leak'][-1]:.2f} (best epoch {result.best_epoch}, "
+              f"{len(result.history)} epochs, {result.seconds_per_epoch:.2f} s/epoch)", flush=True)
         params = result.model.num_parameters()
     return {**{f"{k}_mean": float(np.mean(v)) for k, v in rows.items()},
             **{f"{k}_std": float(np.std(v)) for k, v in rows.items()}, "aucs": rows["auc"], "params": params}

@@ -43,7 +43,8 @@ class ModelConfig:
     num_prompts: int = 0  # K: prompt embeddings the text level holds (0 = no text level)
     hidden: int = 64  # H: width of node representations
     levels: tuple[str, ...] = ("clip", "frame", "patch", "text", "motion")  # feature levels the model reads
-    fusion: str = "lego"  # lego (relationship graphs fused by LEGO) | concat (ablation: feature concatenation)
+    own_levels: tuple[str, ...] = ("clip", "motion")  # levels a snippet's own evidence concatenates (LEGO, baselines)
+    fusion: str = "lego"  # lego (relationship graphs fused by LEGO) | concat (ablation: concatenate every level)
     readout: str = "relations"  # LEGO read-out: relations (each snippet's row of G) | propagate (G X W) | both
     learn_fusion: bool = True  # learn LEGO's A matrices (False: frozen at the uniform initialisation)
     attention: str = "hop"  # hop (hop-diffused over G's neighbours + time) | plain (dense) | none
@@ -72,6 +73,14 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"ModelConfig.levels: unknown level(s) {unknown}")
         object.__setattr__(self, "levels", tuple(self.levels))
+        object.__setattr__(self, "own_levels", tuple(self.own_levels))
+
+    def evidence_levels(self) -> tuple[str, ...]:
+        """Levels concatenated into each snippet's own evidence: every level for feature-space fusion
+        (``fusion="concat"``), else ``own_levels`` (the other levels reach the LEGO head through its graphs)."""
+        if self.arch == "vadgraph" and self.fusion == "concat":
+            return self.levels
+        return tuple(lvl for lvl in self.own_levels if lvl in self.levels or lvl == "clip")
 
     def uses(self, level: str) -> bool:
         """Whether the model reads ``level`` (motion and text also need their widths to be known)."""

@@ -27,28 +27,29 @@ def level_inputs(batch: FeatureBatch, config: ModelConfig) -> dict[str, Tensor]:
 
 def snippet_width(config: ModelConfig) -> int:
     """Width of :func:`snippet_features`: clip, frame change, mean patch, motion, prompt affinities."""
-    d = config.feature_dim
-    width = d + d * ("frame" in config.levels) + d * ("patch" in config.levels)
-    return width + config.motion_dim * config.uses("motion") + config.num_prompts * config.uses("text")
+    d, levels = config.feature_dim, config.evidence_levels()
+    width = d + d * ("frame" in levels) + d * ("patch" in levels)
+    return width + config.motion_dim * ("motion" in levels and config.uses("motion")) + \
+        config.num_prompts * ("text" in levels and config.uses("text"))
 
 
 def snippet_features(batch: FeatureBatch, config: ModelConfig) -> Tensor:
     """Each snippet's own evidence, concatenated: ``(B, N, snippet_width)``.
 
-    ``[clip; last - first frame; mean patch; motion; prompt affinities]``; the frame level contributes its change
-    inside the snippet (the clip level already is the frames' mean). Missing levels are zero-filled so the width
-    depends only on the config.
+    ``[clip; last - first frame; mean patch; motion; prompt affinities]`` restricted to
+    :meth:`ModelConfig.evidence_levels`; the frame level contributes its change inside the snippet (the clip level
+    already is the frames' mean). Missing levels are zero-filled so the width depends only on the config.
     """
-    x = batch.clip
+    x, levels = batch.clip, config.evidence_levels()
     parts = [x]
-    if "frame" in config.levels:
+    if "frame" in levels:
         parts.append(batch.frame[:, :, -1] - batch.frame[:, :, 0] if batch.frame is not None else torch.zeros_like(x))
-    if "patch" in config.levels:
+    if "patch" in levels:
         parts.append(batch.patch.mean(2) if batch.patch is not None else torch.zeros_like(x))
-    if config.uses("motion"):
+    if "motion" in levels and config.uses("motion"):
         m = batch.motion
         parts.append(m if m is not None else x.new_zeros(*x.shape[:2], config.motion_dim))
-    if config.uses("text"):
+    if "text" in levels and config.uses("text"):
         parts.append(text_affinity(x, batch.text) if batch.text is not None
                      else x.new_zeros(*x.shape[:2], config.num_prompts))
     return torch.cat(parts, dim=-1)
