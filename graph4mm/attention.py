@@ -161,12 +161,7 @@ class HopDiffusedAttention(_GraphTransformerLayer):
             structure = ops.dense_structure(adj, node_mask)
         else:
             structure = ops.sparse_structure(neighbors, neighbor_mask, neighbor_weights, node_mask)
-        weights = None if structure.weights is None else structure.weights[:, None]
-        if self.config.K == 0:  # T unused: skip computing scores
-            return ops.ppr_diffusion(v, lambda h: h, 0, self.config.alpha)
-        scores = structure.scores(q, k) / math.sqrt(q.shape[-1])  # (B, H, N, S)
-        t = ops.masked_softmax(scores, structure.mask[:, None], weights)
-        return ops.ppr_diffusion(v, lambda h: structure.propagate(t, h), self.config.K, self.config.alpha)
+        return ops.hop_diffused_attention(q, k, v, structure, self.config.K, self.config.alpha)
 
 
 class HopAwareAttention(_GraphTransformerLayer):
