@@ -3,7 +3,7 @@
 Pure graph math lives in :mod:`graph4mm.ops` (neighbour-list kernels in :mod:`graph4mm.gather`);
 modules wrap it. Multimodal node classification (MAGB) is in :mod:`graph4mm.node_classification`.
 """
-from graph4mm import ops
+from graph4mm import gather, ops
 from graph4mm.attention import (
     HopAwareAttention,
     HopAwareAttentionConfig,
@@ -22,5 +22,6 @@ __all__ = [
     "MMQFormer",
     "MMQFormerConfig",
     "MMQFormerOutput",
+    "gather",
     "ops",
 ]

@@ -87,12 +87,17 @@ def _sddmm(a: Tensor, b: Tensor, index: Tensor) -> Tensor:
 
 
 def _sddmm_blocked(a: Tensor, b: Tensor, index: Tensor) -> Tensor:
-    """Generic :func:`_sddmm`: gathers ``b`` rows for a block of ``a`` rows at a time (``O(block)`` memory)."""
+    """Generic :func:`_sddmm`: gathers ``b`` rows for one block of ``a`` rows at a time (``O(block)`` memory).
+
+    Shapes:
+        a: ``(R, C)``; b: ``(R_src, C)``; index: ``(R, S)`` → ``(R, S)``.
+    """
     rows, slots = index.shape
     out = a.new_empty(rows, slots)
     step = max(1, _BLOCK_ELEMENTS // max(1, slots * a.shape[1]))
     for start in range(0, rows, step):
-        part = b.index_select(0, index[start:start + step].reshape(-1)).view(-1, slots, b.shape[1])
+        block = index[start:start + step]
+        part = b.index_select(0, block.reshape(-1)).view(block.shape[0], slots, b.shape[1])
         torch.linalg.vecdot(part, a[start:start + step, None], out=out[start:start + step])
     return out
 

@@ -71,9 +71,9 @@ def masked_softmax(scores: Tensor, mask: Tensor, weights: Tensor | None = None) 
         \qquad T_{i\cdot} = 0 \text{ if } \sum_s m_{is} = 0 .
 
     Equal to ``M ⊙ softmax(S)`` renormalised per row, except that weights below ``e^-30`` times the row's
-    largest one are set to exactly zero (avoids denormal floats). Weights (``w ≥ 0``) act as a multiplicative prior
-    (``log w`` added to the score); ``w = 0`` drops the entry. Never produces NaN, and the gradient
-    through masked entries is exactly zero.
+    largest one are set to exactly zero (avoids denormal floats). Weights (``w ≥ 0``) act as a
+    multiplicative prior (``log w`` added to the score); ``w = 0`` drops the entry. Never produces NaN, and
+    the gradient through masked entries is exactly zero.
 
     Shapes:
         scores: ``(..., S)``; mask: bool, broadcastable to ``scores``; weights: broadcastable or None.
@@ -87,7 +87,7 @@ def masked_softmax(scores: Tensor, mask: Tensor, weights: Tensor | None = None) 
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max)).detach()
     shifted = scores - row_max
     # exp(-inf) = 0 at masked entries; entries below e^-30 of the row maximum are cut to exactly 0 so that
-    # no denormal floats arise (they make CPU kernels, e.g. the index_add of the sparse backward, ~100x slower)
+    # no denormal floats arise (they make CPU kernels, e.g. a sparse backward, ~100x slower)
     e = torch.exp(shifted).masked_fill(shifted < -_SOFTMAX_CUTOFF, 0.0)
     return e / e.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
 
@@ -115,11 +115,11 @@ def ppr_diffusion(v: Tensor, propagate: Callable[[Tensor], Tensor], K: int, alph
         propagate maps a tensor shaped like ``v`` to one shaped like ``v``; returns like ``v``.
     """
     theta = ppr_coefficients(K, alpha)
-    out = theta[0] * v
+    out = theta[0] * v  # a fresh tensor: accumulating in place is safe under autograd
     h = v
     for coef in theta[1:]:
         h = propagate(h)
-        out = out + coef * h
+        out.add_(h, alpha=coef)
     return out
 
 
@@ -144,7 +144,7 @@ class NeighborStructure:
 
     @cached_property
     def row_index(self) -> Tensor:
-        """Sparse only: ``(B·N, S)`` row indices into a ``(B·N, ·)`` node-major tensor (batch offsets added)."""
+        """Sparse only: ``(B·N, S)`` row indices into a node-major ``(B·N, ·)`` tensor (batch offsets in)."""
         if self.neighbors is None:
             raise ValueError("row_index is defined for sparse structures only")
         return gather.flat_index(self.neighbors)
@@ -181,7 +181,9 @@ def _head_rows(x: Tensor, head: int) -> Tensor:
 
 def hop_diffused_attention(q: Tensor, k: Tensor, v: Tensor, structure: NeighborStructure, K: int,
                            alpha: float) -> Tensor:
-    r"""Hop-diffused attention :math:`\sum_{i=0}^{K} \alpha(1-\alpha)^i T^i V`, ``T = masked softmax(QK^T/√Dh)``.
+    r"""Hop-diffused attention :math:`\sum_{i=0}^{K} \alpha(1-\alpha)^i T^i V`, ``T = masked_softmax(S)``.
+
+    ``S = QK^T/√Dh`` restricted to the structure's edges (per sample and head).
 
     Sparse structures run one head at a time (scores, softmax and all ``K`` propagations of a head before
     the next head): every temporary is ``(B·N, Dh)`` or ``(B·N, S)``, and the rows gathered at random
@@ -202,12 +204,13 @@ def hop_diffused_attention(q: Tensor, k: Tensor, v: Tensor, structure: NeighborS
     index, rows = structure.row_index, structure.row_index.shape[0]
     mask = structure.mask.reshape(rows, -1)  # (B·N, S)
     weights = None if structure.weights is None else structure.weights.reshape(rows, -1)
-    outs = []
+    out = v.new_empty(rows, nh, dh)  # node-major (B, N, H, Dh) storage
     for head in range(nh):
         scores = gather.gather_dot(_head_rows(q, head), _head_rows(k, head), index) / scale  # (B·N, S)
         t = masked_softmax(scores, mask, weights)
-        outs.append(ppr_diffusion(_head_rows(v, head), partial(gather.gather_sum, t, index=index), K, alpha))
-    return torch.stack(outs, dim=1).view(b, n, nh, dh).transpose(1, 2)  # node-major (B, N, H, Dh) storage
+        propagate = partial(gather.gather_sum, t, index=index)  # h ↦ T h for this head
+        out[:, head] = ppr_diffusion(_head_rows(v, head), propagate, K, alpha)
+    return out.view(b, n, nh, dh).transpose(1, 2)
 
 
 def _node_pair_mask(node_mask: Tensor, neighbors: Tensor | None) -> Tensor:
@@ -219,7 +222,7 @@ def _node_pair_mask(node_mask: Tensor, neighbors: Tensor | None) -> Tensor:
 
 
 def dense_structure(adj: Tensor, node_mask: Tensor | None = None) -> NeighborStructure:
-    """Dense structure from an adjacency matrix; self-loops are dropped (the node enters via diffusion's i=0 term).
+    """Dense structure from an adjacency matrix; self-loops are dropped (a node enters via the i=0 term).
 
     A bool adjacency gives uniform edge priors; a float one uses its values as weights (nonzero = edge,
     must be non-negative on edges).
@@ -273,12 +276,12 @@ def _check_non_negative(weights: Tensor, mask: Tensor) -> None:
 
 
 def hop_distances(adj_mask: Tensor, max_hops: int) -> Tensor:
-    """BFS hop distances on a dense graph, capped: unreachable or farther than ``max_hops`` → ``max_hops + 1``.
+    """BFS hop distances on a dense graph, capped: unreachable or beyond ``max_hops`` → ``max_hops + 1``.
 
     Costs ``O(max_hops · N^3)``; meant for small dense graphs (use :func:`hop_neighborhood` otherwise).
 
     Shapes:
-        adj_mask: ``(B, N, N)`` bool (edges, direction i → j means j is a neighbour of i) → ``(B, N, N)`` long.
+        adj_mask: ``(B, N, N)`` bool (edge i → j: j is a neighbour of i) → ``(B, N, N)`` long.
     """
     b, n, _ = adj_mask.shape
     eye = torch.eye(n, dtype=torch.bool, device=adj_mask.device).expand(b, n, n)
