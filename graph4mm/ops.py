@@ -143,11 +143,11 @@ class NeighborStructure:
         return self.neighbors is not None
 
     @cached_property
-    def row_index(self) -> Tensor:
-        """Sparse only: ``(B·N, S)`` row indices into a node-major ``(B·N, ·)`` tensor (batch offsets in)."""
+    def neighbor_index(self) -> gather.NeighborIndex:
+        """Sparse only: the neighbour list as ``(B·N, S)`` rows of a node-major ``(B·N, ·)`` tensor."""
         if self.neighbors is None:
-            raise ValueError("row_index is defined for sparse structures only")
-        return gather.flat_index(self.neighbors)
+            raise ValueError("neighbor_index is defined for sparse structures only")
+        return gather.NeighborIndex.from_neighbors(self.neighbors)
 
     def scores(self, q: Tensor, k: Tensor) -> Tensor:
         """Dot products ``q_i · k_j`` for every slot ``j`` of node ``i``.
@@ -158,7 +158,7 @@ class NeighborStructure:
         if self.neighbors is None:
             return q @ k.transpose(-1, -2)
         b, nh, n, _ = q.shape
-        cols = [gather.gather_dot(_head_rows(q, h), _head_rows(k, h), self.row_index) for h in range(nh)]
+        cols = [gather.gather_dot(_head_rows(q, h), _head_rows(k, h), self.neighbor_index) for h in range(nh)]
         return torch.stack(cols, dim=0).view(nh, b, n, -1).transpose(0, 1)
 
     def propagate(self, t: Tensor, h: Tensor) -> Tensor:
@@ -170,7 +170,7 @@ class NeighborStructure:
         if self.neighbors is None:
             return t @ h
         b, nh, n, dh = h.shape
-        outs = [gather.gather_sum(_head_rows(t, i), _head_rows(h, i), self.row_index) for i in range(nh)]
+        outs = [gather.gather_sum(_head_rows(t, i), _head_rows(h, i), self.neighbor_index) for i in range(nh)]
         return torch.stack(outs, dim=1).view(b, n, nh, dh).transpose(1, 2)
 
 
@@ -201,14 +201,15 @@ def hop_diffused_attention(q: Tensor, k: Tensor, v: Tensor, structure: NeighborS
         t = masked_softmax(structure.scores(q, k) / scale, structure.mask[:, None], weights)
         return ppr_diffusion(v, lambda h: structure.propagate(t, h), K, alpha)
     b, nh, n, dh = q.shape
-    index, rows = structure.row_index, structure.row_index.shape[0]
+    nbr = structure.neighbor_index
+    rows = nbr.index.shape[0]
     mask = structure.mask.reshape(rows, -1)  # (B·N, S)
     weights = None if structure.weights is None else structure.weights.reshape(rows, -1)
     out = v.new_empty(rows, nh, dh)  # node-major (B, N, H, Dh) storage
     for head in range(nh):
-        scores = gather.gather_dot(_head_rows(q, head), _head_rows(k, head), index) / scale  # (B·N, S)
+        scores = gather.gather_dot(_head_rows(q, head), _head_rows(k, head), nbr) / scale  # (B·N, S)
         t = masked_softmax(scores, mask, weights)
-        propagate = partial(gather.gather_sum, t, index=index)  # h ↦ T h for this head
+        propagate = partial(gather.gather_sum, t, nbr=nbr)  # h ↦ T h for this head
         out[:, head] = ppr_diffusion(_head_rows(v, head), propagate, K, alpha)
     return out.view(b, n, nh, dh).transpose(1, 2)
 

@@ -21,29 +21,43 @@ def _case(rows: int, src_rows: int, slots: int, dim: int, seed: int, dtype=torch
 def test_kernels_match_dense_references(rows, src_rows, slots):
     """Includes more slots than source rows (repeated indices) and an empty neighbour list."""
     a, b, index, w = _case(rows, src_rows, slots, 5, seed=rows)
-    assert torch.allclose(gather.gather_dot(a, b, index), torch.einsum("rsc,rc->rs", b[index], a))
+    nbr = gather.NeighborIndex(index, src_rows)
+    assert torch.allclose(gather.gather_dot(a, b, nbr), torch.einsum("rsc,rc->rs", b[index], a))
     assert torch.allclose(gather._sddmm_blocked(a, b, index), torch.einsum("rsc,rc->rs", b[index], a))
-    assert torch.allclose(gather.gather_sum(w, b, index), torch.einsum("rs,rsc->rc", w, b[index]))
-    src = b[:rows] if src_rows >= rows else torch.randn(rows, 5, dtype=b.dtype)
-    expected = torch.zeros(src_rows, 5, dtype=b.dtype).index_add_(
-        0, index.reshape(-1), (w[..., None] * src[:, None]).reshape(-1, 5))
-    assert torch.allclose(gather.scatter_sum(w, src, index, src_rows), expected)
+    assert torch.allclose(gather.gather_sum(w, b, nbr), torch.einsum("rs,rsc->rc", w, b[index]))
+    expected = torch.zeros(src_rows, 5, dtype=a.dtype).index_add_(
+        0, index.reshape(-1), (w[..., None] * a[:, None]).reshape(-1, 5))
+    assert torch.allclose(gather.scatter_sum(w, a, nbr), expected)
+
+
+def test_neighbor_index_offsets_each_sample_and_caches_its_transpose():
+    neighbors = torch.tensor([[[1, 2], [0, 0], [1, 1]], [[2, 0], [2, 1], [0, 1]]])
+    nbr = gather.NeighborIndex.from_neighbors(neighbors)
+    assert nbr.sources == 6 and nbr.index.tolist() == [[1, 2], [0, 0], [1, 1], [5, 3], [5, 4], [3, 4]]
+    assert nbr.crow.tolist() == [0, 2, 4, 6, 8, 10, 12]
+    assert nbr.transposed is nbr.transposed  # computed once
+    readers, offsets, _ = nbr.transposed
+    assert offsets.tolist() == [0, 2, 5, 6, 8, 10]  # in-degrees 2, 3, 1, 2, 2, 2
+    assert sorted(readers[0:2].tolist()) == [1, 1] and sorted(readers[2:5].tolist()) == [0, 2, 2]
 
 
 def test_kernels_accept_strided_head_views():
     x = torch.randn(6, 3, 4)  # (rows, heads, Dh): head 1 is a strided view
     index = torch.randint(0, 6, (6, 5), generator=torch.Generator().manual_seed(0))
-    head = x[:, 1]
-    assert torch.allclose(gather.gather_dot(head, head, index), torch.einsum("rsc,rc->rs", head[index], head))
+    head, nbr = x[:, 1], gather.NeighborIndex(index, 6)
+    assert torch.allclose(gather.gather_dot(head, head, nbr), torch.einsum("rsc,rc->rs", head[index], head))
+    w = torch.rand(6, 5)
+    assert torch.allclose(gather.gather_sum(w, head, nbr), torch.einsum("rs,rsc->rc", w, head[index]))
 
 
 def test_gradients_match_finite_differences():
     a, b, index, w = _case(6, 8, 5, 3, seed=1)
+    nbr = gather.NeighborIndex(index, 8)
     a.requires_grad_(True)
     b.requires_grad_(True)
     w.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda a, b: gather.gather_dot(a, b, index), (a, b))
-    assert torch.autograd.gradcheck(lambda w, b: gather.gather_sum(w, b, index), (w, b))
+    assert torch.autograd.gradcheck(lambda a, b: gather.gather_dot(a, b, nbr), (a, b))
+    assert torch.autograd.gradcheck(lambda w, b: gather.gather_sum(w, b, nbr), (w, b))
 
 
 def test_sparse_layer_gradients_equal_dense_layer_gradients():
