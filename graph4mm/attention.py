@@ -116,13 +116,14 @@ class _GraphTransformerLayer(nn.Module):
         k = ops.split_heads(self.k_proj(x), self.heads)
         v = ops.split_heads(self.v_proj(x), self.heads)
         attn = self._attend(q, k, v, adj, neighbors, neighbor_mask, neighbor_weights, node_mask)
-        attn = ops.merge_heads(attn)  # (B, N, D)
+        attn = ops.merge_heads(attn)  # (B, N, D), a tensor of its own (never a view of x)
         rows = self._rows_per_chunk
         if torch.is_grad_enabled() or attn.shape[1] <= rows:
             y = self._node_block(x, attn)
-        else:  # inference on a long graph: row chunks, no (B, N, ffn_ratio·D) temporary
-            y = torch.cat([self._node_block(x[:, i:i + rows], attn[:, i:i + rows])
-                           for i in range(0, attn.shape[1], rows)], dim=1)
+        else:  # inference on a long graph: row chunks written over attn, no (B, N, ffn_ratio·D) temporary
+            for i in range(0, attn.shape[1], rows):
+                attn[:, i:i + rows] = self._node_block(x[:, i:i + rows], attn[:, i:i + rows])
+            y = attn
         if node_mask is not None:
             y = torch.where(node_mask[..., None], y, x)
         return y
