@@ -130,19 +130,20 @@ def worker(impl: str, n: int, dim: int, heads: int, degree: int, K: int, repeats
         def forward():
             return legacy_forward(layer, x, neighbors, mask)
     rss_before = _current_rss_mb()
-    times = []
+    times, cpu_times = [], []
     with torch.no_grad():
         out = forward()  # warm-up
         probe = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
         fingerprint = float((out.double() * probe).sum())  # compared across implementations
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = forward()
             times.append(time.perf_counter() - t0)
+            cpu_times.append(time.process_time() - c0)
     assert torch.isfinite(out).all()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux → MiB
     return {"impl": impl, "n": n, "edges": int(mask.sum()), "seconds": statistics.median(times),
-            "best_seconds": min(times),
+            "best_seconds": min(times), "cpu_seconds": statistics.median(cpu_times),
             "peak_rss_mb": peak, "forward_delta_mb": max(0.0, peak - rss_before), "fingerprint": fingerprint,
             "numel": out.numel()}
 
@@ -159,19 +160,21 @@ def _run_worker(impl: str, n: int, args: argparse.Namespace, repeats: int) -> di
 
 
 def _report(sizes, impls, results) -> None:
-    """Print 4×-step time ratios per implementation and the speed-up at each N."""
+    """Print 4×-step time ratios per implementation (wall and CPU time) and the speed-up at each N."""
     for impl in impls:
         for small, large in itertools.pairwise(sizes):
             if large == 4 * small:
-                ratio = results[impl, large]["seconds"] / results[impl, small]["seconds"]
-                print(f"{impl}: time({large})/time({small}) = {ratio:.2f}  (linear: 4.00)")
+                wall = results[impl, large]["seconds"] / results[impl, small]["seconds"]
+                cpu = results[impl, large]["cpu_seconds"] / results[impl, small]["cpu_seconds"]
+                print(f"{impl}: time({large})/time({small}) = {wall:.2f} wall, {cpu:.2f} CPU  (linear: 4.00)")
     if len(impls) == 2:
         for n in sizes:
             old, new = results["old", n], results["new", n]
             # Σ out·probe with a fixed Gaussian probe: differs by O(√numel) unless outputs agree elementwise
             same = abs(old["fingerprint"] - new["fingerprint"]) < 1e-3 * math.sqrt(new["numel"])
             print(f"N={n}: new is {old['seconds'] / new['seconds']:.2f}x faster than old "
-                  f"({new['seconds'] * 1e3:.0f} vs {old['seconds'] * 1e3:.0f} ms; "
+                  f"({new['seconds'] * 1e3:.0f} vs {old['seconds'] * 1e3:.0f} ms wall, "
+                  f"{old['cpu_seconds'] / new['cpu_seconds']:.2f}x in CPU time; "
                   f"outputs {'agree' if same else 'DIFFER'})")
 
 
@@ -199,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     impls = IMPLS if args.impl == "both" else (args.impl,)
     print(f"HopDiffusedAttention sparse path: D={args.dim}, heads={args.heads}, K={args.K}, "
           f"k-NN + temporal chain degree {args.degree}, B=1, no_grad, {args.threads} thread(s), "
-          f"median (and best) of {repeats}; memory = peak RSS of a fresh subprocess per N and implementation")
-    print(f"{'impl':>4} {'N':>7} {'edges':>9} {'time ms':>9} {'best ms':>8} {'ns/edge/D':>10} "
+          f"median (and best) of {repeats}; CPU = process time (user + sys), insensitive to other "
+          f"processes taking turns on the cores; memory = peak RSS of a fresh subprocess per N and "
+          f"implementation")
+    print(f"{'impl':>4} {'N':>7} {'edges':>9} {'time ms':>9} {'best ms':>8} {'CPU ms':>8} {'ns/edge/D':>10} "
           f"{'peak RSS MB':>12} {'fwd Δ MB':>9}")
     results = {}
     for n in sizes:
@@ -213,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             results[impl, n] = row
             per_edge = row["seconds"] / (row["edges"] * args.dim) * 1e9
             print(f"{impl:>4} {n:>7} {row['edges']:>9} {row['seconds'] * 1e3:>9.1f} "
-                  f"{row['best_seconds'] * 1e3:>8.1f} {per_edge:>10.3f} {row['peak_rss_mb']:>12.0f} "
+                  f"{row['best_seconds'] * 1e3:>8.1f} {row['cpu_seconds'] * 1e3:>8.1f} {per_edge:>10.3f} "
+                  f"{row['peak_rss_mb']:>12.0f} "
                   f"{row['forward_delta_mb']:>9.0f}", flush=True)
     _report(sizes, impls, results)
     return 0

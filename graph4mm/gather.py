@@ -85,12 +85,13 @@ def _sddmm(a: Tensor, b: Tensor, nbr: NeighborIndex) -> Tensor:
         return _sddmm_blocked(a, b, nbr.index)
     if b.shape[0] < slots:  # sampled_addmm needs nnz per row <= number of columns: pad with unused rows
         b = torch.cat([b, b.new_zeros(slots - b.shape[0], b.shape[1])])
+    values = a.new_zeros(rows * slots)  # written in place: the pattern is its own output (no CSR copy)
     with warnings.catch_warnings():  # "sparse CSR support is in beta"
         warnings.filterwarnings("ignore", message=".*[Ss]parse CSR tensor support is in beta.*")
-        pattern = torch.sparse_csr_tensor(nbr.crow, nbr.index.reshape(-1), a.new_zeros(rows * slots),
-                                          (rows, b.shape[0]), check_invariants=False)
-        out = torch.sparse.sampled_addmm(pattern, a.contiguous(), b.contiguous().T, beta=0.0)
-    return out.values().view(rows, slots)
+        pattern = torch.sparse_csr_tensor(nbr.crow, nbr.index.reshape(-1), values, (rows, b.shape[0]),
+                                          check_invariants=False)
+        torch.sparse.sampled_addmm(pattern, a.contiguous(), b.contiguous().T, beta=0.0, out=pattern)
+    return values.view(rows, slots)
 
 
 def _sddmm_blocked(a: Tensor, b: Tensor, index: Tensor) -> Tensor:

@@ -210,7 +210,7 @@ def hop_diffused_attention(q: Tensor, k: Tensor, v: Tensor, structure: NeighborS
         scores = gather.gather_dot(_head_rows(q, head), _head_rows(k, head), nbr) / scale  # (B·N, S)
         t = masked_softmax(scores, mask, weights)
         propagate = partial(gather.gather_sum, t, nbr=nbr)  # h ↦ T h for this head
-        out[:, head] = ppr_diffusion(_head_rows(v, head), propagate, K, alpha)
+        out[:, head] = ppr_diffusion(_head_rows(v, head).contiguous(), propagate, K, alpha)
     return out.view(b, n, nh, dh).transpose(1, 2)
 
 
