@@ -75,13 +75,13 @@ class NeighborIndex:
 def _sddmm(a: Tensor, b: Tensor, nbr: NeighborIndex) -> Tensor:
     """``out[r, s] = a[r] · b[index[r, s]]`` without autograd; ``(R, C), (R_src, C)`` → ``(R, S)``.
 
-    On CPU: ``torch.sparse.sampled_addmm`` over a CSR pattern with ``S`` entries per row (unsorted and
-    repeated column indices are fine). Elsewhere: :func:`_sddmm_blocked`.
+    On CPU in float32/float64: ``torch.sparse.sampled_addmm`` over a CSR pattern with ``S`` entries per
+    row (unsorted and repeated column indices are fine). Elsewhere: :func:`_sddmm_blocked`.
     """
     rows, slots = nbr.index.shape
     if rows * slots == 0:
         return a.new_zeros(rows, slots)
-    if a.device.type != "cpu":
+    if a.device.type != "cpu" or a.dtype not in (torch.float32, torch.float64):
         return _sddmm_blocked(a, b, nbr.index)
     if b.shape[0] < slots:  # sampled_addmm needs nnz per row <= number of columns: pad with unused rows
         b = torch.cat([b, b.new_zeros(slots - b.shape[0], b.shape[1])])

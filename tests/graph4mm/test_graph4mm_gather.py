@@ -50,6 +50,14 @@ def test_kernels_accept_strided_head_views():
     assert torch.allclose(gather.gather_sum(w, head, nbr), torch.einsum("rs,rsc->rc", w, head[index]))
 
 
+def test_half_precision_uses_the_generic_kernel():
+    a, b, index, w = _case(5, 6, 3, 4, seed=2, dtype=torch.float32)
+    nbr = gather.NeighborIndex(index, 6)
+    got = gather.gather_dot(a.bfloat16(), b.bfloat16(), nbr)
+    assert got.dtype == torch.bfloat16
+    assert torch.allclose(got.float(), gather.gather_dot(a, b, nbr), atol=0.1, rtol=0.05)
+
+
 def test_gradients_match_finite_differences():
     a, b, index, w = _case(6, 8, 5, 3, seed=1)
     nbr = gather.NeighborIndex(index, 8)
