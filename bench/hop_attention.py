@@ -11,6 +11,11 @@ Two implementations run on the same graphs, each N in fresh subprocesses:
 * ``old``: :func:`legacy_forward`, the implementation before that change (one gather per neighbour slot
   over all heads, whole-graph FFN), kept here only as the reference the speed-up is measured against.
 
+Time: median (and best) wall time of the timed forward passes, and median CPU time (``process_time``,
+user + sys). With one thread the two agree on an idle machine; on a shared one the CPU time leaves out
+the time other processes hold the core, so its N-to-4N ratios are the steadier ones (cache and memory
+bandwidth are still shared).
+
 Memory: each run reports its peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``) and the growth of that peak
 during the forward passes over the RSS just before them ("fwd Δ").
 
@@ -202,9 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     impls = IMPLS if args.impl == "both" else (args.impl,)
     print(f"HopDiffusedAttention sparse path: D={args.dim}, heads={args.heads}, K={args.K}, "
           f"k-NN + temporal chain degree {args.degree}, B=1, no_grad, {args.threads} thread(s), "
-          f"median (and best) of {repeats}; CPU = process time (user + sys), insensitive to other "
-          f"processes taking turns on the cores; memory = peak RSS of a fresh subprocess per N and "
-          f"implementation")
+          f"median (and best) of {repeats}; CPU = process time (user + sys); memory = peak RSS of a fresh "
+          f"subprocess per N and implementation")
     print(f"{'impl':>4} {'N':>7} {'edges':>9} {'time ms':>9} {'best ms':>8} {'CPU ms':>8} {'ns/edge/D':>10} "
           f"{'peak RSS MB':>12} {'fwd Δ MB':>9}")
     results = {}
