@@ -1,25 +1,20 @@
-"""graph4mm: Graph4MM's hop-diffused / hop-aware graph attention, MM-QFormer, and multimodal node classification.
+"""graph4mm: Graph4MM's hop-diffused / hop-aware graph attention and MM-QFormer.
 
-Pure graph math lives in :mod:`graph4mm.ops`; modules wrap it.
+Pure graph math lives in :mod:`graph4mm.ops` (neighbour-list kernels in :mod:`graph4mm.gather`);
+modules wrap it. Multimodal node classification (MAGB) is in :mod:`graph4mm.node_classification`.
 """
+from graph4mm import gather, ops
 from graph4mm.attention import (
     HopAwareAttention,
     HopAwareAttentionConfig,
     HopDiffusedAttention,
     HopDiffusedAttentionConfig,
 )
-from graph4mm.data import MultimodalGraph, load_magb, synthetic_multimodal_graph
-from graph4mm.node_classification import (
-    Graph4MMNodeClassifier,
-    Graph4MMNodeClassifierConfig,
-    NodeClassificationResult,
-    train_node_classifier,
-)
+from graph4mm.errors import GraphDataError
 from graph4mm.qformer import MMQFormer, MMQFormerConfig, MMQFormerOutput
 
 __all__ = [
-    "Graph4MMNodeClassifier",
-    "Graph4MMNodeClassifierConfig",
+    "GraphDataError",
     "HopAwareAttention",
     "HopAwareAttentionConfig",
     "HopDiffusedAttention",
@@ -27,9 +22,6 @@ __all__ = [
     "MMQFormer",
     "MMQFormerConfig",
     "MMQFormerOutput",
-    "MultimodalGraph",
-    "NodeClassificationResult",
-    "load_magb",
-    "synthetic_multimodal_graph",
-    "train_node_classifier",
+    "gather",
+    "ops",
 ]

@@ -53,7 +53,12 @@ class HopAwareAttentionConfig:
 
 
 class _GraphTransformerLayer(nn.Module):
-    """Shared shell: Q/K/V/O projections, residual + LayerNorm, FFN, input checks. Subclasses implement ``_attend``."""
+    """Shared shell: Q/K/V/O projections, residual + LayerNorm, FFN, input checks; subclasses: ``_attend``.
+
+    At inference (no autograd) on graphs of more than a few hundred nodes, the node-wise part after
+    attention (output projection, LayerNorms, FFN) runs in row chunks: same result, no
+    ``(B, N, ffn_ratio·D)`` temporary, and its working set stays in cache.
+    """
 
     def __init__(self, dim: int, heads: int, ffn_ratio: float, dropout: float) -> None:
         super().__init__()
@@ -66,7 +71,8 @@ class _GraphTransformerLayer(nn.Module):
         self.o_proj = nn.Linear(dim, dim)
         self.norm1 = nn.LayerNorm(dim)
         hidden = round(ffn_ratio * dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+        self.ffn = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, dim))
         self.norm2 = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
 
@@ -110,11 +116,31 @@ class _GraphTransformerLayer(nn.Module):
         k = ops.split_heads(self.k_proj(x), self.heads)
         v = ops.split_heads(self.v_proj(x), self.heads)
         attn = self._attend(q, k, v, adj, neighbors, neighbor_mask, neighbor_weights, node_mask)
-        h = self.norm1(x + self.dropout(self.o_proj(ops.merge_heads(attn))))  # (B, N, D)
-        y = self.norm2(h + self.dropout(self.ffn(h)))
+        attn = ops.merge_heads(attn)  # (B, N, D), a tensor of its own (never a view of x)
+        rows = self._rows_per_chunk
+        if torch.is_grad_enabled() or attn.shape[1] <= rows:
+            y = self._node_block(x, attn)
+        else:  # inference on a long graph: row chunks written over attn, no (B, N, ffn_ratio·D) temporary
+            for i in range(0, attn.shape[1], rows):
+                attn[:, i:i + rows] = self._node_block(x[:, i:i + rows], attn[:, i:i + rows])
+            y = attn
         if node_mask is not None:
             y = torch.where(node_mask[..., None], y, x)
         return y
+
+    @property
+    def _rows_per_chunk(self) -> int:
+        """Nodes per row chunk of :meth:`_node_block` at inference: about 4 MiB of FFN hidden state."""
+        return max(1, (1 << 20) // self.ffn[0].out_features)
+
+    def _node_block(self, x: Tensor, attn: Tensor) -> Tensor:
+        """Everything after attention, node by node: ``LN2(H + FFN(H))``, ``H = LN1(X + W_O attn)``.
+
+        Shapes:
+            x, attn: ``(B, n, D)`` (all nodes or a row chunk of them) → ``(B, n, D)``.
+        """
+        h = self.norm1(x + self.dropout(self.o_proj(attn)))
+        return self.norm2(h + self.dropout(self.ffn(h)))
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, adj: Tensor | None, neighbors: Tensor | None,
                 neighbor_mask: Tensor | None, neighbor_weights: Tensor | None,
@@ -161,12 +187,7 @@ class HopDiffusedAttention(_GraphTransformerLayer):
             structure = ops.dense_structure(adj, node_mask)
         else:
             structure = ops.sparse_structure(neighbors, neighbor_mask, neighbor_weights, node_mask)
-        weights = None if structure.weights is None else structure.weights[:, None]
-        if self.config.K == 0:  # T unused: skip computing scores
-            return ops.ppr_diffusion(v, lambda h: h, 0, self.config.alpha)
-        scores = structure.scores(q, k) / math.sqrt(q.shape[-1])  # (B, H, N, S)
-        t = ops.masked_softmax(scores, structure.mask[:, None], weights)
-        return ops.ppr_diffusion(v, lambda h: structure.propagate(t, h), self.config.K, self.config.alpha)
+        return ops.hop_diffused_attention(q, k, v, structure, self.config.K, self.config.alpha)
 
 
 class HopAwareAttention(_GraphTransformerLayer):

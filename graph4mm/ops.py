@@ -8,24 +8,31 @@ Structure comes in two forms that every function here accepts through :class:`Ne
 
 Both give attention scores of shape ``(B, H, N, S)`` and propagate values with the same softmaxed
 matrix, so the layers are written once and only :meth:`NeighborStructure.scores` /
-:meth:`NeighborStructure.propagate` differ. The sparse path loops over the ``S`` slots and gathers one
-``(B, H, N, Dh)`` tensor at a time, so inference memory stays ``O(N·D)`` and time ``O(N·S·D)``.
+:meth:`NeighborStructure.propagate` differ. The sparse path runs one head at a time through the
+linear-cost kernels of :mod:`graph4mm.gather` (no ``(N, S, Dh)`` tensor is formed), so memory stays
+``O(N·(D + S))`` and time ``O(N·S·D)``; :func:`hop_diffused_attention` does scores, softmax and all
+diffusion steps of a head before moving to the next one.
 
 Dims: B batch, H heads, N nodes, S slots per node (N when dense, k when sparse), Dh head width,
 L number of hop-distance buckets.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property, partial
 
 import torch
 from torch import Tensor
+
+from graph4mm import gather
 
 __all__ = [
     "NeighborStructure",
     "dense_structure",
     "edge_index_to_neighbors",
+    "hop_diffused_attention",
     "hop_distances",
     "hop_neighborhood",
     "masked_softmax",
@@ -64,9 +71,9 @@ def masked_softmax(scores: Tensor, mask: Tensor, weights: Tensor | None = None) 
         \qquad T_{i\cdot} = 0 \text{ if } \sum_s m_{is} = 0 .
 
     Equal to ``M ⊙ softmax(S)`` renormalised per row, except that weights below ``e^-30`` times the row's
-    largest one are set to exactly zero (avoids denormal floats). Weights (``w ≥ 0``) act as a multiplicative prior
-    (``log w`` added to the score); ``w = 0`` drops the entry. Never produces NaN, and the gradient
-    through masked entries is exactly zero.
+    largest one are set to exactly zero (avoids denormal floats). Weights (``w ≥ 0``) act as a
+    multiplicative prior (``log w`` added to the score); ``w = 0`` drops the entry. Never produces NaN, and
+    the gradient through masked entries is exactly zero.
 
     Shapes:
         scores: ``(..., S)``; mask: bool, broadcastable to ``scores``; weights: broadcastable or None.
@@ -80,7 +87,7 @@ def masked_softmax(scores: Tensor, mask: Tensor, weights: Tensor | None = None) 
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max)).detach()
     shifted = scores - row_max
     # exp(-inf) = 0 at masked entries; entries below e^-30 of the row maximum are cut to exactly 0 so that
-    # no denormal floats arise (they make CPU kernels, e.g. the index_add of the sparse backward, ~100x slower)
+    # no denormal floats arise (they make CPU kernels, e.g. a sparse backward, ~100x slower)
     e = torch.exp(shifted).masked_fill(shifted < -_SOFTMAX_CUTOFF, 0.0)
     return e / e.sum(dim=-1, keepdim=True).clamp_min(torch.finfo(scores.dtype).tiny)
 
@@ -104,35 +111,16 @@ def ppr_diffusion(v: Tensor, propagate: Callable[[Tensor], Tensor], K: int, alph
     (or ``alpha = 1``) the result is ``alpha · V``: each node keeps only its own value.
 
     Shapes:
-        v: ``(B, H, N, Dh)``; propagate maps ``(B, H, N, Dh)`` → ``(B, H, N, Dh)``; returns like ``v``.
+        v: ``(B, H, N, Dh)`` (or any shape ``propagate`` accepts, e.g. one head's ``(B·N, Dh)`` rows);
+        propagate maps a tensor shaped like ``v`` to one shaped like ``v``; returns like ``v``.
     """
     theta = ppr_coefficients(K, alpha)
-    out = theta[0] * v
+    out = theta[0] * v  # a fresh tensor: accumulating in place is safe under autograd
     h = v
     for coef in theta[1:]:
         h = propagate(h)
-        out = out + coef * h
+        out.add_(h, alpha=coef)
     return out
-
-
-def _node_major(h: Tensor) -> Tensor:
-    """``(B, H, N, Dh)`` → ``(B·N, H·Dh)``; free when ``h`` is a head view of a ``(B, N, D)`` tensor."""
-    b, nh, n, dh = h.shape
-    return h.transpose(1, 2).reshape(b * n, nh * dh)
-
-
-def _slot_rows(neighbors: Tensor) -> Tensor:
-    """``(B, N, S)`` neighbour indices → ``(S, B·N)`` row indices into a ``(B·N, ·)`` node-major tensor."""
-    b, n, _ = neighbors.shape
-    offsets = torch.arange(b, device=neighbors.device)[:, None, None] * n
-    return (neighbors + offsets).permute(2, 0, 1).reshape(neighbors.shape[-1], b * n)
-
-
-def _take_rows(src: Tensor, rows: Tensor, buffer: Tensor | None) -> Tensor:
-    """``src[rows]`` (whole rows, all heads at once); reuses ``buffer`` when no gradient is recorded."""
-    if buffer is not None and not (torch.is_grad_enabled() and src.requires_grad):
-        return torch.index_select(src, 0, rows, out=buffer)
-    return src.index_select(0, rows)
 
 
 @dataclass(frozen=True)
@@ -154,6 +142,13 @@ class NeighborStructure:
         """True when the structure is a neighbour list."""
         return self.neighbors is not None
 
+    @cached_property
+    def neighbor_index(self) -> gather.NeighborIndex:
+        """Sparse only: the neighbour list as ``(B·N, S)`` rows of a node-major ``(B·N, ·)`` tensor."""
+        if self.neighbors is None:
+            raise ValueError("neighbor_index is defined for sparse structures only")
+        return gather.NeighborIndex.from_neighbors(self.neighbors)
+
     def scores(self, q: Tensor, k: Tensor) -> Tensor:
         """Dot products ``q_i · k_j`` for every slot ``j`` of node ``i``.
 
@@ -162,12 +157,9 @@ class NeighborStructure:
         """
         if self.neighbors is None:
             return q @ k.transpose(-1, -2)
-        b, nh, n, dh = q.shape
-        qn, kn = _node_major(q).view(b * n, nh, dh), _node_major(k)
-        buffer = torch.empty_like(kn)
-        cols = [torch.linalg.vecdot(qn, _take_rows(kn, rows, buffer).view(b * n, nh, dh))  # (B·N, H)
-                for rows in _slot_rows(self.neighbors)]
-        return torch.stack(cols, dim=-1).view(b, n, nh, -1).permute(0, 2, 1, 3)
+        b, nh, n, _ = q.shape
+        cols = [gather.gather_dot(_head_rows(q, h), _head_rows(k, h), self.neighbor_index) for h in range(nh)]
+        return torch.stack(cols, dim=0).view(nh, b, n, -1).transpose(0, 1)
 
     def propagate(self, t: Tensor, h: Tensor) -> Tensor:
         """One propagation step ``(T h)_i = Σ_s T_is h_{node(i, s)}``.
@@ -178,13 +170,48 @@ class NeighborStructure:
         if self.neighbors is None:
             return t @ h
         b, nh, n, dh = h.shape
-        tn = t.permute(0, 2, 1, 3).reshape(b * n, nh, -1)  # (B·N, H, S)
-        hn = _node_major(h)
-        buffer = torch.empty_like(hn)
-        out = h.new_zeros(b * n, nh, dh)
-        for s, rows in enumerate(_slot_rows(self.neighbors)):  # in-place accumulation, one slot at a time
-            out.addcmul_(tn[..., s, None], _take_rows(hn, rows, buffer).view(b * n, nh, dh))
-        return out.view(b, n, nh, dh).transpose(1, 2)
+        outs = [gather.gather_sum(_head_rows(t, i), _head_rows(h, i), self.neighbor_index) for i in range(nh)]
+        return torch.stack(outs, dim=1).view(b, n, nh, dh).transpose(1, 2)
+
+
+def _head_rows(x: Tensor, head: int) -> Tensor:
+    """Head ``head`` of ``x (B, H, N, C)`` as ``(B·N, C)`` rows (a view when ``x`` is a head view)."""
+    return x[:, head].reshape(-1, x.shape[-1])
+
+
+def hop_diffused_attention(q: Tensor, k: Tensor, v: Tensor, structure: NeighborStructure, K: int,
+                           alpha: float) -> Tensor:
+    r"""Hop-diffused attention :math:`\sum_{i=0}^{K} \alpha(1-\alpha)^i T^i V`, ``T = masked_softmax(S)``.
+
+    ``S = QK^T/√Dh`` restricted to the structure's edges (per sample and head).
+
+    Sparse structures run one head at a time (scores, softmax and all ``K`` propagations of a head before
+    the next head): every temporary is ``(B·N, Dh)`` or ``(B·N, S)``, and the rows gathered at random
+    come from one head's ``(B·N, Dh)`` block. Cost ``O(B·N·S·D·(K + 1))``, memory ``O(B·N·(D + S))``.
+
+    Shapes:
+        q, k, v: ``(B, H, N, Dh)``; structure over ``(B, N, S)`` → ``(B, H, N, Dh)`` (for a sparse
+        structure, a head view of a node-major ``(B, N, H·Dh)`` tensor).
+    """
+    if K == 0:  # T unused: skip computing scores
+        return ppr_diffusion(v, lambda h: h, 0, alpha)
+    scale = math.sqrt(q.shape[-1])
+    if structure.neighbors is None:
+        weights = None if structure.weights is None else structure.weights[:, None]
+        t = masked_softmax(structure.scores(q, k) / scale, structure.mask[:, None], weights)
+        return ppr_diffusion(v, lambda h: structure.propagate(t, h), K, alpha)
+    b, nh, n, dh = q.shape
+    nbr = structure.neighbor_index
+    rows = nbr.index.shape[0]
+    mask = structure.mask.reshape(rows, -1)  # (B·N, S)
+    weights = None if structure.weights is None else structure.weights.reshape(rows, -1)
+    out = v.new_empty(rows, nh, dh)  # node-major (B, N, H, Dh) storage
+    for head in range(nh):
+        scores = gather.gather_dot(_head_rows(q, head), _head_rows(k, head), nbr) / scale  # (B·N, S)
+        t = masked_softmax(scores, mask, weights)
+        propagate = partial(gather.gather_sum, t, nbr=nbr)  # h ↦ T h for this head
+        out[:, head] = ppr_diffusion(_head_rows(v, head).contiguous(), propagate, K, alpha)
+    return out.view(b, n, nh, dh).transpose(1, 2)
 
 
 def _node_pair_mask(node_mask: Tensor, neighbors: Tensor | None) -> Tensor:
@@ -196,7 +223,7 @@ def _node_pair_mask(node_mask: Tensor, neighbors: Tensor | None) -> Tensor:
 
 
 def dense_structure(adj: Tensor, node_mask: Tensor | None = None) -> NeighborStructure:
-    """Dense structure from an adjacency matrix; self-loops are dropped (the node enters via diffusion's i=0 term).
+    """Dense structure from an adjacency matrix; self-loops are dropped (a node enters via the i=0 term).
 
     A bool adjacency gives uniform edge priors; a float one uses its values as weights (nonzero = edge,
     must be non-negative on edges).
@@ -250,12 +277,12 @@ def _check_non_negative(weights: Tensor, mask: Tensor) -> None:
 
 
 def hop_distances(adj_mask: Tensor, max_hops: int) -> Tensor:
-    """BFS hop distances on a dense graph, capped: unreachable or farther than ``max_hops`` → ``max_hops + 1``.
+    """BFS hop distances on a dense graph, capped: unreachable or beyond ``max_hops`` → ``max_hops + 1``.
 
     Costs ``O(max_hops · N^3)``; meant for small dense graphs (use :func:`hop_neighborhood` otherwise).
 
     Shapes:
-        adj_mask: ``(B, N, N)`` bool (edges, direction i → j means j is a neighbour of i) → ``(B, N, N)`` long.
+        adj_mask: ``(B, N, N)`` bool (edge i → j: j is a neighbour of i) → ``(B, N, N)`` long.
     """
     b, n, _ = adj_mask.shape
     eye = torch.eye(n, dtype=torch.bool, device=adj_mask.device).expand(b, n, n)

@@ -1,4 +1,4 @@
-"""MM-QFormer: multi-mapping querying transformer over visual nodes and text tokens (BLIP-2 Q-Former style)."""
+"""MM-QFormer: multi-mapping querying transformer over visual nodes and text tokens (BLIP-2 Q-Former)."""
 from __future__ import annotations
 
 import math
@@ -29,7 +29,8 @@ class MultiHeadAttention(nn.Module):
     r"""Multi-head attention with key padding; keys/values may have another width than queries.
 
     .. math::
-        \mathrm{out} = W_O\,\mathrm{merge}_h\big(\operatorname{masked\,softmax}(Q_h K_h^\top/\sqrt{D_h})\,V_h\big)
+        \mathrm{out} = W_O\,\mathrm{merge}_h\big(
+            \operatorname{masked\,softmax}(Q_h K_h^\top/\sqrt{D_h})\,V_h\big)
 
     A query whose keys are all padding gets a zero update (never NaN).
 
@@ -99,7 +100,7 @@ class MMQFormerOutput:
 
 
 class MMQFormerLayer(nn.Module):
-    """One MM-QFormer layer: query self-attn → query→visual cross-attn → joint [queries; text] self-attn → FFN.
+    """One MM-QFormer layer: query self-attn → query→visual cross-attn → joint [queries; text] attn → FFN.
 
     Each sub-block is ``x ← LN(x + Dropout(block(x)))``. Text tokens are updated by the joint block and
     passed on to the next layer.
@@ -116,7 +117,8 @@ class MMQFormerLayer(nn.Module):
         self.cross_attn = MultiHeadAttention(d, config.heads, kv_dim=config.visual_dim)
         self.joint_attn = MultiHeadAttention(d, config.heads)
         hidden = round(config.ffn_ratio * d)
-        self.ffn = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Dropout(config.dropout), nn.Linear(hidden, d))
+        self.ffn = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Dropout(config.dropout),
+                                 nn.Linear(hidden, d))
         self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(4))
         self.dropout = nn.Dropout(config.dropout)
         self.reset_parameters()

@@ -1,4 +1,5 @@
-"""HopDiffusedAttention / HopAwareAttention: locality, padding, batch independence, degenerate cases, dense == sparse."""
+"""HopDiffusedAttention / HopAwareAttention: locality, padding, batch independence, degenerate cases,
+dense == sparse."""
 from __future__ import annotations
 
 import pytest
@@ -51,7 +52,8 @@ def test_repr_and_config_defaults():
     layer = HopDiffusedAttention(HopDiffusedAttentionConfig())
     assert layer.extra_repr() == "dim=512, heads=8, K=2, alpha=0.1"
     assert repr(layer).startswith("HopDiffusedAttention(\n  dim=512, heads=8, K=2, alpha=0.1\n")
-    assert HopAwareAttention(HopAwareAttentionConfig(dim=16, heads=2)).extra_repr() == "dim=16, heads=2, max_hops=2"
+    aware_repr = HopAwareAttention(HopAwareAttentionConfig(dim=16, heads=2)).extra_repr()
+    assert aware_repr == "dim=16, heads=2, max_hops=2"
     with pytest.raises(ValueError, match="divisible"):
         HopDiffusedAttention(HopDiffusedAttentionConfig(dim=8, heads=3))
     with pytest.raises(ValueError, match="alpha"):
@@ -151,7 +153,8 @@ def test_K0_degenerates_to_alpha_weighted_identity_and_ignores_structure():
     n, alpha = 6, 0.3
     layer, x = diffused(K=0, alpha=alpha), features(2, n, 0)
     expected = _self_only_reference(layer, x, alpha)
-    for adj in (torch.zeros(2, n, n, dtype=torch.bool), torch.ones(2, n, n, dtype=torch.bool), random_adj(2, n, .4, 1)):
+    empty, full = torch.zeros(2, n, n, dtype=torch.bool), torch.ones(2, n, n, dtype=torch.bool)
+    for adj in (empty, full, random_adj(2, n, .4, 1)):
         assert torch.allclose(layer(x, adj=adj), expected, atol=1e-5)
 
 

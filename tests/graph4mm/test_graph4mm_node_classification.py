@@ -1,18 +1,23 @@
-"""Graph4MMNodeClassifier, train_node_classifier, synthetic_multimodal_graph and load_magb."""
+"""graph4mm.node_classification: Graph4MMNodeClassifier, train_node_classifier, synthetic graph, load_magb."""
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from graph4mm import (
+from graph4mm.node_classification import (
     Graph4MMNodeClassifier,
     Graph4MMNodeClassifierConfig,
+    GraphDataError,
     load_magb,
     synthetic_multimodal_graph,
     train_node_classifier,
 )
-from vad.errors import FeatureError
 
 
 def test_synthetic_graph_splits_signal_between_modalities_and_neighbourhood():
@@ -77,7 +82,8 @@ def _write_magb(root, n=12, with_splits=True, labels_in_pt=False):
     labels = np.arange(n) % 3
     payload = {"edge_index": edge_index, "label": torch.from_numpy(labels)} if labels_in_pt else edge_index
     torch.save(payload, root / "ToyGraph.pt")
-    np.save(root / "TextFeature" / "Toy_roberta_base_512_mean.npy", gen.normal(size=(n, 6)).astype(np.float32))
+    text = gen.normal(size=(n, 6)).astype(np.float32)
+    np.save(root / "TextFeature" / "Toy_roberta_base_512_mean.npy", text)
     np.save(root / "ImageFeature" / "Toy_clip_vit.npy", gen.normal(size=(n, 4)).astype(np.float32))
     if not labels_in_pt:
         np.save(root / "labels.npy", labels)
@@ -112,11 +118,31 @@ class NotATensor:
 def test_load_magb_refuses_pickled_objects_and_names_problems(tmp_path):
     _write_magb(tmp_path)
     torch.save({"edge_index": NotATensor()}, tmp_path / "ToyGraph.pt")
-    with pytest.raises(FeatureError, match="not a plain tensor file"):
+    with pytest.raises(GraphDataError, match="not a plain tensor file"):
         load_magb(tmp_path)
     torch.save(torch.tensor([[0, 1], [1, 99]]), tmp_path / "ToyGraph.pt")
-    with pytest.raises(FeatureError, match="outside"):
+    with pytest.raises(GraphDataError, match="outside"):
         load_magb(tmp_path)
     np.save(tmp_path / "TextFeature" / "second.npy", np.zeros((12, 2)))
-    with pytest.raises(FeatureError, match="exactly one text feature"):
+    with pytest.raises(GraphDataError, match="exactly one text feature"):
         load_magb(tmp_path)
+
+
+def test_graph_data_error_is_a_value_error_and_names_the_missing_file(tmp_path):
+    assert issubclass(GraphDataError, ValueError)
+    with pytest.raises(GraphDataError, match="graph"):
+        load_magb(tmp_path)  # empty folder: no graph file
+
+
+def test_graph4mm_stands_alone_without_vad():
+    """graph4mm (core and node classification) imports nothing from the vad package."""
+    code = ("import sys, graph4mm, graph4mm.node_classification\n"
+            "from graph4mm import HopDiffusedAttention, HopDiffusedAttentionConfig, MMQFormer\n"
+            "from graph4mm import MMQFormerConfig, ops\n"
+            "bad = sorted(m for m in sys.modules if m == 'vad' or m.startswith('vad.'))\n"
+            "assert not bad, bad\n"
+            "assert not hasattr(graph4mm, 'load_magb')  # node classification lives in its subpackage\n")
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

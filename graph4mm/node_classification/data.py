@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vad.errors import FeatureError
+from graph4mm.errors import GraphDataError
 
 __all__ = ["MultimodalGraph", "load_magb", "synthetic_multimodal_graph"]
 
@@ -64,13 +64,13 @@ def _pick(folder: Path, pattern: str, name: str | None, what: str) -> Path:
     if name is not None:
         path = folder / name
         if not path.is_file():
-            raise FeatureError(f"{what} file not found: {path}")
+            raise GraphDataError(f"{what} file not found: {path}")
         return path
     found = sorted(folder.glob(pattern))
     if len(found) != 1:
         listing = ", ".join(p.name for p in found) or "none"
-        raise FeatureError(f"expected exactly one {what} file matching {folder / pattern} (found: {listing}); "
-                           f"name the one to use")
+        raise GraphDataError(f"expected exactly one {what} file matching {folder / pattern} "
+                             f"(found: {listing}); name the one to use")
     return found[0]
 
 
@@ -78,7 +78,7 @@ def _load_npy(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
-        raise FeatureError(f"cannot read {path} as a numeric .npy array: {err}") from None
+        raise GraphDataError(f"cannot read {path} as a numeric .npy array: {err}") from None
 
 
 def _split(n: int, train_ratio: float, val_ratio: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,6 +86,28 @@ def _split(n: int, train_ratio: float, val_ratio: float) -> tuple[np.ndarray, np
     perm = np.random.RandomState(42).permutation(n)
     n_train, n_val = int(n * train_ratio), int(n * val_ratio)
     return perm[:n_train], perm[n_train:n_train + n_val], perm[n_train + n_val:]
+
+
+def _read_graph(root: Path, graph_file: str | None) -> tuple[Path, Tensor, Tensor | None]:
+    """The graph file of a MAGB folder → (its path, edge index ``(2, E)`` long, labels ``(N,)`` or None)."""
+    if graph_file is None and len(list(root.glob("*Graph.pt"))) == 1:
+        graph_file = next(root.glob("*Graph.pt")).name
+    graph_path = _pick(root, "*.pt", graph_file, "graph (.pt)")
+    try:
+        payload = torch.load(graph_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling refusal means "not a plain tensor file"
+        raise GraphDataError(f"{graph_path} is not a plain tensor file (a DGL graph needs a one-time "
+                             f"conversion to an edge-index tensor, see graph4mm.node_classification.data): "
+                             f"{type(err).__name__}") from None
+    labels = None
+    if isinstance(payload, dict):
+        if "edge_index" not in payload:
+            raise GraphDataError(f"{graph_path}: dict without an 'edge_index' entry")
+        labels = payload.get("label")
+        payload = payload["edge_index"]
+    if not isinstance(payload, Tensor) or payload.dim() != 2 or payload.shape[0] != 2:
+        raise GraphDataError(f"{graph_path}: expected an edge index of shape (2, E)")
+    return graph_path, payload.long(), labels
 
 
 def load_magb(
@@ -110,27 +132,10 @@ def load_magb(
         ``labels (N,)``.
 
     Raises:
-        FeatureError: missing files, a DGL-pickled graph, or inconsistent shapes (message names the file).
+        GraphDataError: missing files, a DGL-pickled graph, or inconsistent shapes (message names the file).
     """
     root = Path(root)
-    if graph_file is None and len(list(root.glob("*Graph.pt"))) == 1:
-        graph_file = next(root.glob("*Graph.pt")).name
-    graph_path = _pick(root, "*.pt", graph_file, "graph (.pt)")
-    try:
-        payload = torch.load(graph_path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling refusal means "not a plain tensor file"
-        raise FeatureError(f"{graph_path} is not a plain tensor file (a DGL graph needs a one-time conversion "
-                           f"to an edge-index tensor, see graph4mm.data): {type(err).__name__}") from None
-    labels = None
-    if isinstance(payload, dict):
-        if "edge_index" not in payload:
-            raise FeatureError(f"{graph_path}: dict without an 'edge_index' entry")
-        labels = payload.get("label")
-        payload = payload["edge_index"]
-    if not isinstance(payload, Tensor) or payload.dim() != 2 or payload.shape[0] != 2:
-        raise FeatureError(f"{graph_path}: expected an edge index of shape (2, E)")
-    edge_index = payload.long()
-
+    graph_path, edge_index, labels = _read_graph(root, graph_file)
     text = _load_npy(_pick(root / "TextFeature", "*.npy", text_feature, "text feature"))
     image = _load_npy(_pick(root / "ImageFeature", "*.npy", image_feature, "image feature"))
     if labels is None:
@@ -139,9 +144,9 @@ def load_magb(
     n = labels.shape[0]
     for name, arr in (("text feature", text), ("image feature", image)):
         if arr.ndim != 2 or arr.shape[0] != n:
-            raise FeatureError(f"{name} array has shape {arr.shape}, expected ({n}, d)")
+            raise GraphDataError(f"{name} array has shape {arr.shape}, expected ({n}, d)")
     if edge_index.numel() and (int(edge_index.min()) < 0 or int(edge_index.max()) >= n):
-        raise FeatureError(f"{graph_path}: edge index refers to nodes outside [0, {n})")
+        raise GraphDataError(f"{graph_path}: edge index refers to nodes outside [0, {n})")
 
     split_files = [root / f"{s}_idx.npy" for s in ("train", "val", "test")]
     if all(p.is_file() for p in split_files):

@@ -1,4 +1,4 @@
-"""Multimodal graph node classification with Graph4MM (the MAGB task): model and a small trainer."""
+"""Graph4MM node classifier for multimodal graphs (the MAGB task) and a small full-batch trainer."""
 from __future__ import annotations
 
 import copy
@@ -16,7 +16,7 @@ from graph4mm.attention import (
     HopDiffusedAttention,
     HopDiffusedAttentionConfig,
 )
-from graph4mm.data import MultimodalGraph
+from graph4mm.node_classification.data import MultimodalGraph
 from graph4mm.qformer import MMQFormer, MMQFormerConfig
 
 __all__ = [
@@ -39,7 +39,7 @@ class Graph4MMNodeClassifierConfig:
     dim: int = 64  # hidden width D
     heads: int = 4  # attention heads in graph layers and MM-QFormer
     graph_layers: int = 1  # number of stacked graph attention layers
-    graph_layer: GraphLayer = "hop_diffused"  # "hop_diffused", "hop_aware", or "none" (structure-free attention)
+    graph_layer: GraphLayer = "hop_diffused"  # "hop_diffused", "hop_aware" or "none" (structure-free)
     K: int = 2  # diffusion steps of hop-diffused attention
     alpha: float = 0.1  # PPR teleport probability of hop-diffused attention
     max_hops: int = 2  # hop cap of hop-aware attention
@@ -52,10 +52,10 @@ class Graph4MMNodeClassifier(nn.Module):
     """Graph4MM for multimodal graph node classification.
 
     1. Project each node's image and text embedding to ``D``: ``v_i, t_i``; node token ``x_i = v_i + t_i``.
-    2. ``graph_layers`` graph attention layers over the graph (``hop_diffused``: :class:`HopDiffusedAttention`;
-       ``hop_aware``: :class:`HopAwareAttention`; ``none``: hop-diffused attention over the complete graph
-       of real nodes, i.e. plain self-attention that ignores the edges — the structure-free baseline,
-       ``O(N^2)``, small graphs only) → structure-aware ``h_i``.
+    2. ``graph_layers`` graph attention layers over the graph (``hop_diffused``:
+       :class:`HopDiffusedAttention`; ``hop_aware``: :class:`HopAwareAttention`; ``none``: hop-diffused
+       attention over the complete graph of real nodes, i.e. plain self-attention that ignores the edges —
+       the structure-free baseline, ``O(N^2)``, small graphs only) → structure-aware ``h_i``.
     3. Per node, :class:`MMQFormer` with visual tokens ``[h_i, v_i]`` and text token ``t_i``; the mean
        of its query tokens goes through a linear classifier.
 
@@ -75,10 +75,12 @@ class Graph4MMNodeClassifier(nn.Module):
             aware = HopAwareAttentionConfig(dim=c.dim, heads=c.heads, max_hops=c.max_hops, dropout=c.dropout)
             layers = [HopAwareAttention(aware) for _ in range(c.graph_layers)]
         elif c.graph_layer in ("hop_diffused", "none"):
-            diffused = HopDiffusedAttentionConfig(dim=c.dim, heads=c.heads, K=c.K, alpha=c.alpha, dropout=c.dropout)
+            diffused = HopDiffusedAttentionConfig(dim=c.dim, heads=c.heads, K=c.K, alpha=c.alpha,
+                                                  dropout=c.dropout)
             layers = [HopDiffusedAttention(diffused) for _ in range(c.graph_layers)]
         else:
-            raise ValueError(f"graph_layer must be 'hop_diffused', 'hop_aware' or 'none', got {c.graph_layer!r}")
+            raise ValueError(f"graph_layer must be 'hop_diffused', 'hop_aware' or 'none', "
+                             f"got {c.graph_layer!r}")
         self.graph = nn.ModuleList(layers)
         self.qformer = MMQFormer(MMQFormerConfig(dim=c.dim, visual_dim=c.dim, text_dim=c.dim, heads=c.heads,
                                                  layers=c.qformer_layers, num_queries=c.num_queries,
@@ -115,7 +117,8 @@ class Graph4MMNodeClassifier(nn.Module):
         v, t = self.image_proj(image), self.text_proj(text)  # (B, N, D)
         h = v + t
         if self.config.graph_layer == "none":  # structure-free: complete graph over real nodes
-            adj, neighbors, neighbor_mask = torch.ones(b, n, n, dtype=torch.bool, device=image.device), None, None
+            adj = torch.ones(b, n, n, dtype=torch.bool, device=image.device)
+            neighbors, neighbor_mask = None, None
         for layer in self.graph:
             h = layer(h, adj=adj, neighbors=neighbors, neighbor_mask=neighbor_mask, node_mask=node_mask)
         visual = torch.stack([h, v], dim=2).reshape(b * n, 2, -1)  # (B·N, 2, D)
@@ -161,7 +164,8 @@ def train_node_classifier(
     """
     torch.manual_seed(seed)
     model = Graph4MMNodeClassifier(config)
-    neighbors, neighbor_mask = ops.edge_index_to_neighbors(graph.edge_index, graph.num_nodes, max_degree, seed=seed)
+    neighbors, neighbor_mask = ops.edge_index_to_neighbors(graph.edge_index, graph.num_nodes, max_degree,
+                                                           seed=seed)
     inputs = {"image": graph.image[None], "text": graph.text[None], "neighbors": neighbors[None],
               "neighbor_mask": neighbor_mask[None]}
     labels = graph.labels
@@ -181,7 +185,7 @@ def train_node_classifier(
         model.eval()
         with torch.no_grad():
             pred = model(**inputs)[0].argmax(-1)
-        accs = (accuracy(pred, graph.train_idx), accuracy(pred, graph.val_idx), accuracy(pred, graph.test_idx))
+        accs = tuple(accuracy(pred, idx) for idx in (graph.train_idx, graph.val_idx, graph.test_idx))
         if accs[1] > best[0]:
             best = (accs[1], epoch, accs, copy.deepcopy(model.state_dict()))
     model.load_state_dict(best[3])
