@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from vad.data.dataset import load_dataset
 from vad.data.groundtruth import read_synth_gt
@@ -32,21 +35,22 @@ from vad.models.config import ModelConfig
 from vad.synth.benchmark import SynthConfig
 from vad.synth.generate import make_benchmark
 
-DEFAULT = "default: LEGO relations + hop attention + MM-QFormer (context centred per video)"
+DEFAULT = "default: LEGO relations + scorer (clip + motion evidence, smoothing ±2)"
+GRAPH4MM = {"attention": "hop", "qformer": True}
 VARIANTS: dict[str, dict] = {
     DEFAULT: {},
-    "ablation: concat fusion instead of LEGO": {"fusion": "concat"},
+    "+ hop-diffused attention (context centred per video)": {"attention": "hop"},
+    "+ plain attention instead (context centred)": {"attention": "plain"},
+    "+ MM-QFormer (context centred)": {"qformer": True},
+    "+ hop attention + MM-QFormer (full Graph4MM)": GRAPH4MM,
+    "+ full Graph4MM, context NOT centred per video": {**GRAPH4MM, "context": "none"},
+    "ablation: concat fusion of all levels instead of LEGO": {"fusion": "concat"},
     "ablation: LEGO fusion weights frozen at uniform": {"learn_fusion": False},
     "ablation: LEGO propagation (G X W) instead of relations": {"readout": "propagate"},
-    "ablation: plain attention instead of hop": {"attention": "plain"},
-    "ablation: no graph attention": {"attention": "none"},
-    "ablation: no MM-QFormer": {"qformer": False},
-    "ablation: context not centred per video": {"context": "none"},
-    "ablation: no motion level": {"levels": ("clip", "frame", "patch", "text")},
-    "LEGO relations + scorer only": {"attention": "none", "qformer": False},
-    "concat + scorer only": {"fusion": "concat", "attention": "none", "qformer": False},
-    "baseline: MIL-MLP (Sultani)": {"arch": "mil_mlp"},
-    "baseline: concat + MTN temporal head": {"arch": "mtn_concat"},
+    "ablation: no motion level": {"levels": ("clip", "frame", "patch", "text"), "own_levels": ("clip",)},
+    "ablation: no temporal smoothing": {"smoothing": 0},
+    "baseline: MIL-MLP (Sultani), same evidence": {"arch": "mil_mlp"},
+    "baseline: MTN-concat (RTFM), same evidence": {"arch": "mtn_concat"},
 }
 TRAIN_OVERRIDES: dict[str, dict] = {
     "with degree-variance regulariser (weight 0.1)": {"degree_weight": 0.1},
@@ -77,24 +81,27 @@ def deviation_reference(dataset, bench: Path, levels: tuple[str, ...] = ("clip",
     return evaluate(median_distance_scores(dataset, "test", levels), gt.frames, gt.classes)
 
 
-def run_variant(dataset, bench: Path, model_cfg: ModelConfig, train_cfg: TrainConfig, seeds: int,
-                val_gt) -> dict:
-    """Train and test one variant with ``seeds`` training seeds: the row of the results table."""
-    rows = {"auc": [], "leak": [], "ap": [], "sec": []}
-    params = 0
-    for seed in range(seeds):
-        result = train_model(dataset, model_cfg, replace(train_cfg, seed=seed), None, val_gt, progress=False)
-        loaded = LoadedModel(result.model, dataset.levels(), dataset.text.embeddings, dataset.text.prompts, {}, {})
-        report = evaluate_model(loaded, dataset, "test", GroundTruthSource(benchmark=str(bench))).report
-        rows["auc"].append(100 * report.auc)
-        rows["leak"].append(100 * report.leak_auc)
-        rows["ap"].append(100 * report.ap)
-        rows["sec"].append(result.seconds_per_epoch)
-        print(f"    seed {seed}: AUC {rows['auc'][-1]:.2f} leak {rows['leak'][-1]:.2f} (best epoch {result.best_epoch}, "
-              f"{len(result.history)} epochs, {result.seconds_per_epoch:.2f} s/epoch)", flush=True)
-        params = result.model.num_parameters()
-    return {**{f"{k}_mean": float(np.mean(v)) for k, v in rows.items()},
-            **{f"{k}_std": float(np.std(v)) for k, v in rows.items()}, "aucs": rows["auc"], "params": params}
+def run_one(job: tuple) -> dict:
+    """Train and test one (variant, seed); runs in a worker process with one torch thread."""
+    name, feats, bench, model_cfg, train_cfg, seed = job
+    torch.set_num_threads(1)
+    dataset = load_dataset(feats, bench)
+    val_gt = read_synth_gt(bench, "val").frames
+    result = train_model(dataset, model_cfg, replace(train_cfg, seed=seed), None, val_gt, progress=False)
+    loaded = LoadedModel(result.model, dataset.levels(), dataset.text.embeddings, dataset.text.prompts, {}, {})
+    report = evaluate_model(loaded, dataset, "test", GroundTruthSource(benchmark=str(bench))).report
+    print(f"    {name} seed {seed}: AUC {100 * report.auc:.2f} leak {100 * report.leak_auc:.2f} (best epoch "
+          f"{result.best_epoch}/{len(result.history)}, {result.seconds_per_epoch:.2f} s/epoch)", flush=True)
+    return {"name": name, "auc": 100 * report.auc, "leak": 100 * report.leak_auc, "ap": 100 * report.ap,
+            "sec": result.seconds_per_epoch, "params": result.model.num_parameters()}
+
+
+def summarise(name: str, runs: list[dict]) -> dict:
+    """Mean ± std over seeds of one variant's runs: a row of the results table."""
+    keys = ("auc", "leak", "ap", "sec")
+    return {"variant": name, **{f"{k}_mean": float(np.mean([r[k] for r in runs])) for k in keys},
+            **{f"{k}_std": float(np.std([r[k] for r in runs])) for k in keys},
+            "aucs": [r["auc"] for r in runs], "params": runs[0]["params"]}
 
 
 def format_rows(rows: list[dict]) -> list[str]:
@@ -117,22 +124,21 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--only", nargs="*", help="substrings of variant names to run")
+    ap.add_argument("--jobs", type=int, default=2, help="training runs in parallel (one torch thread each)")
     args = ap.parse_args()
     started = time.perf_counter()
     bench, feats = prepare(args.out, args.videos, args.data_seed, args.difficulty)
     dataset = load_dataset(feats, bench)
-    val_gt = read_synth_gt(bench, "val").frames
     base_model = ModelConfig(hidden=args.hidden)
     base_train = TrainConfig(epochs=args.epochs, num_snippets=32, device="cpu")
     jobs = [(name, replace(base_model, **o), base_train) for name, o in VARIANTS.items()]
     jobs += [(f"default {name}", base_model, replace(base_train, **o)) for name, o in TRAIN_OVERRIDES.items()]
-    rows = []
-    for name, model_cfg, train_cfg in jobs:
-        if args.only and not any(s in name for s in args.only):
-            continue
-        rows.append({"variant": name, **run_variant(dataset, bench, model_cfg, train_cfg, args.seeds, val_gt)})
-        print(f"  done: {name}: AUC {rows[-1]['auc_mean']:.2f} ± {rows[-1]['auc_std']:.2f}, leak "
-              f"{rows[-1]['leak_mean']:.2f}", flush=True)
+    todo = [(name, feats, bench, m, tr, seed) for name, m, tr in jobs for seed in range(args.seeds)
+            if not args.only or any(s in name for s in args.only)]
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        runs = list(pool.map(run_one, todo))
+    rows = [summarise(name, [r for r in runs if r["name"] == name]) for name, _, _ in jobs
+            if any(r["name"] == name for r in runs)]
     for levels in (("clip",), ("clip", "motion")):
         ref = deviation_reference(dataset, bench, levels)
         rows.append({"variant": f"reference: distance from video median, {' + '.join(levels)} (no training)",

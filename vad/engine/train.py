@@ -42,13 +42,14 @@ class TrainConfig:
     epochs: int = 40  # upper bound; early stopping usually ends sooner
     batch_size: int = 16  # videos per step: half normal, half abnormal
     num_snippets: int = 64  # longer training videos are average-pooled to this many snippets, shorter padded
-    lr: float = 5e-4  # AdamW learning rate
+    lr: float = 1e-3  # AdamW learning rate
     fusion_lr_scale: float = 20.0  # LEGO's A matrices learn this much faster (54 numbers shared by every node)
     weight_decay: float = 1e-3  # AdamW weight decay (not applied to A)
     smooth_weight: float = 8e-4  # RTFM temporal smoothness on abnormal videos
     sparsity_weight: float = 8e-4  # RTFM sparsity on abnormal videos
     degree_weight: float = 0.0  # LEGO paper's degree-variance regulariser on G (0 = off)
-    ema_decay: float = 0.99  # weights are averaged (EMA per step); validation and the checkpoint use the average
+    schedule: str = "cosine"  # learning rate over the epochs: cosine (decays to 0 at `epochs`) | constant
+    ema_decay: float = 0.95  # weights are averaged (EMA per step); validation and the checkpoint use the average
     patience: int = 10  # epochs without validation improvement before stopping
     seed: int = 0  # everything random (init, sampling, dropout) derives from it
     device: str = "auto"  # auto | cpu | cuda
@@ -166,6 +167,10 @@ class Trainer:
             self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
             use_buffers=True)
         self.optimizer = torch.optim.AdamW(self._param_groups(), lr=config.lr, weight_decay=config.weight_decay)
+        steps = config.epochs * math.ceil(len(paired_batches(self.train_set, config.batch_size,
+                                                             np.random.default_rng(0))))
+        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, max(1, steps))
+                          if config.schedule == "cosine" else None)
         self.rng = np.random.default_rng(config.seed)
         self.history: list[dict] = []
 
@@ -196,6 +201,8 @@ class Trainer:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             self.optimizer.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
             self.average.update_parameters(model)
             losses.append(loss.item())
         return float(np.mean(losses))

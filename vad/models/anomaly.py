@@ -45,6 +45,15 @@ class AnomalyOutput:
     extras: dict[str, Tensor] = field(default_factory=dict)  # e.g. "cross_attention" (B, Q, N), "degrees" (B, N)
 
 
+def smooth_over_time(logits: Tensor, node_mask: Tensor, reach: int) -> Tensor:
+    """Mean of each snippet's logit and its ``reach`` neighbours on either side, real snippets only: ``(B, N)``."""
+    w = node_mask.to(logits.dtype)[:, None]  # shape = [B, 1, N]
+    kernel = logits.new_ones(1, 1, 2 * reach + 1)
+    total = torch.nn.functional.conv1d((logits * node_mask)[:, None], kernel, padding=reach)
+    count = torch.nn.functional.conv1d(w, kernel, padding=reach).clamp(min=1)
+    return (total / count)[:, 0].masked_fill(~node_mask, 0.0)
+
+
 class AnomalyModel(nn.Module):
     """The anomaly scorer: ``forward(batch) -> AnomalyOutput`` for any number of snippets N.
 
@@ -65,6 +74,8 @@ class AnomalyModel(nn.Module):
     def forward(self, batch: FeatureBatch) -> AnomalyOutput:
         """Score every snippet of every video in ``batch``."""
         logits, extras = self.head(self.prepare(batch))
+        if self.config.smoothing:
+            logits = smooth_over_time(logits, batch.node_mask, self.config.smoothing)
         return AnomalyOutput(logits, torch.sigmoid(logits), batch.node_mask, extras)
 
     def prepare(self, batch: FeatureBatch) -> FeatureBatch:

@@ -47,10 +47,11 @@ class ModelConfig:
     fusion: str = "lego"  # lego (relationship graphs fused by LEGO) | concat (ablation: concatenate every level)
     readout: str = "relations"  # LEGO read-out: relations (each snippet's row of G) | propagate (G X W) | both
     learn_fusion: bool = True  # learn LEGO's A matrices (False: frozen at the uniform initialisation)
-    attention: str = "hop"  # hop (hop-diffused over G's neighbours + time) | plain (dense) | none
-    qformer: bool = True  # MM-QFormer cross-modal tokens that each snippet reads back
+    attention: str = "none"  # hop (hop-diffused over G's neighbours + time) | plain (dense) | none (default: see README)
+    qformer: bool = False  # MM-QFormer cross-modal tokens that each snippet reads back (off by default: see README)
     context: str = "video"  # video: context scores are centred per video (no whole-video lift) | none: raw
     temporal_edges: int = 2  # attention edges to the c previous and c next snippets
+    smoothing: int = 2  # final logits averaged over ±this many snippets (0 = off): events span several snippets
     relation_top_k: int = 4  # k of the "mean of the k strongest relations" read-out
     dropout: float = 0.1  # dropout in the scorers
     center: bool = True  # subtract each video's median feature first (all archs)

@@ -90,6 +90,31 @@ def mlp(width_in: int, hidden: int, dropout: float, zero_last: bool = False) -> 
     return net
 
 
+class RunningScale(nn.Module):
+    """Divides features ``(B, N, C)`` by a running per-channel RMS over real snippets (updated in training).
+
+    Unlike LayerNorm it keeps the size of a snippet's deviation: centred relations of a normal video stay small
+    instead of being blown up to unit variance.
+    """
+
+    def __init__(self, channels: int, momentum: float = 0.05) -> None:
+        super().__init__()
+        self.momentum = momentum
+        self.register_buffer("rms", torch.ones(channels))
+        self.register_buffer("initialised", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, x: Tensor, node_mask: Tensor) -> Tensor:
+        if self.training:
+            with torch.no_grad():
+                rms = x[node_mask].pow(2).mean(0).sqrt().clamp(min=1e-6)
+                if not bool(self.initialised):
+                    self.rms.copy_(rms)
+                    self.initialised.fill_(True)
+                else:
+                    self.rms.lerp_(rms, self.momentum)
+        return x / self.rms
+
+
 class GraphFusionHead(nn.Module):
     """The vadgraph head: own evidence + LEGO relations + within-video context.
 
@@ -123,7 +148,7 @@ class GraphFusionHead(nn.Module):
                 self.lego.proj.requires_grad_(False)
                 self.lego.bias.requires_grad_(False)
             relation_width = len(RELATION_STATS) * (config.readout != "propagate")
-        self.relation_norm = nn.LayerNorm(relation_width) if relation_width else None
+        self.relation_norm = RunningScale(relation_width) if relation_width else None
         self.attention: nn.Module | None = None
         if config.attention == "hop":
             self.attention = HopDiffusedAttention(replace(config.hop, dim=h))
@@ -154,7 +179,7 @@ class GraphFusionHead(nn.Module):
             if self.relation_norm is not None:
                 relations = center_per_video(enc.relations, mask)  # shape = [B, N, R]
                 extras["relations"] = relations
-                own.append(self.relation_norm(relations))
+                own.append(self.relation_norm(relations, mask))
         logits = self.scorer(torch.cat(own, dim=-1)).squeeze(-1)
         if self.context_scorer is not None:
             context = self.context_scorer(torch.cat(self._context(h, batch, graph_nb, graph_mask, extras), -1))
