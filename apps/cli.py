@@ -198,22 +198,39 @@ def _serve(run: Run) -> int:
     return EXIT_OK
 
 
+@verb("watch", "score a camera or stream live: JSON events, alerts with evidence clips, webhook",
+      {"": "vad.engine.live:LiveConfig"}, [MODEL_DIR])
+def _watch(run: Run) -> int:
+    from apps.watch import run_watch
+
+    return run_watch(run.args, run.configs[""])
+
+
 @verb("demo", "synth -> extract -> train -> eval -> score, on data it makes itself", {"": "apps.demo:DemoConfig"},
       [arg("--out", type=str, default="vad-demo", help="working directory"),
        arg("--serve", type=bool, default=False, nargs="?", const=True, help="then open the web UI on the model"),
        *WEB])
 def _demo(run: Run) -> int:
-    from apps.demo import run_demo
+    from apps.demo import previous_run
 
     a, config = run.args, run.configs[""]
-    result = run_demo(a.out, config, progress=not run.quiet)
+    reused = previous_run(a.out, config) if a.serve else None
+    if reused is not None:
+        print(f"demo: reusing the model trained earlier with the same settings: {reused[0]}")
+    model_dir, video = reused or _run_demo_and_keep(a.out, config, run.quiet)
     if a.serve:
         from apps.web import serve
         from vad.engine.score import ScoreConfig
 
-        serve(result.model_dir, ScoreConfig(device=config.device), host=a.host, port=a.port,
-              examples=[result.scored_video])
+        serve(model_dir, ScoreConfig(device=config.device), host=a.host, port=a.port, examples=[video])
     return EXIT_OK
+
+
+def _run_demo_and_keep(out: str, config, quiet: bool) -> tuple[Path, Path]:
+    from apps.demo import run_demo
+
+    result = run_demo(out, config, progress=not quiet)
+    return result.model_dir, result.scored_video
 
 
 def help_cache(name: str) -> Path:

@@ -6,17 +6,19 @@ score one held-out test video. Also makes the web UI's bundled example clip.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vad.errors import VadError, WeightsError
 
 log = logging.getLogger(__name__)
 
+RUN_RECORD = "demo-run.json"  # settings and outputs of the last complete run (lets --serve reuse its model)
 RANDOM_BANNER = ("no pretrained CLIP weights here: using a RANDOM-initialised backbone ({name}); pass "
                  "--pretrained TAG_OR_FILE (e.g. --pretrained openai once cached, or a .safetensors file) "
                  "for real features")
@@ -214,6 +216,7 @@ def _score_example(config: DemoConfig, bench, model_dir: Path, scores_dir: Path,
 def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig(), progress: bool = True,
              echo: Callable[[str], None] = print) -> DemoResult:
     """Run the demo in ``out_dir`` (created; an earlier run's features are reused) and print as it goes."""
+    from vad.io import write_json_atomic
     from vad.synth.benchmark import SynthConfig
     from vad.synth.generate import make_benchmark
 
@@ -246,8 +249,23 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig(), prog
              "motion level and the scene statistics carry signal; real CLIP weights (--pretrained) add semantics")
     echo(f"demo: total {sum(steps.seconds.values()):.1f} s; serve the model with: vad serve --model {model_dir}")
     bb = f"{backbone.name} [{backbone.pretrained}]"
+    write_json_atomic(out / RUN_RECORD, {"config": asdict(config), "model_dir": str(model_dir),
+                                         "scored_video": str(video)})
     return DemoResult(out, bench.root, feats_dir, model_dir, scores_dir, bb, is_random, report.to_dict(), table,
                       video, plot, csv_path, steps.seconds)
+
+
+def previous_run(out_dir: str | os.PathLike, config: DemoConfig) -> tuple[Path, Path] | None:
+    """``(model_dir, scored_video)`` of an earlier complete demo run in ``out_dir`` with the same settings."""
+    record = Path(out_dir) / RUN_RECORD
+    try:
+        info = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    model_dir, video = Path(info.get("model_dir", "")), Path(info.get("scored_video", ""))
+    if info.get("config") != asdict(config) or not (model_dir / "config.json").is_file() or not video.is_file():
+        return None
+    return model_dir, video
 
 
 def _slug(text: str) -> str:

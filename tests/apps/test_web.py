@@ -70,7 +70,8 @@ def test_upload_scores_and_threshold_rethresholds(server, videos):
     player, plot, status, table, _gallery, files, summary = client.predict(handle_file(str(videos["good"])), 0.3,
                                                                   api_name="/score")
     assert summary["video"] == "street" and summary["num_frames"] == 40
-    assert Path(player if isinstance(player, str) else player["video"]).suffix == ".mp4"  # converted for the browser's player (mp4v is not playable)
+    # converted for the browser's player (mp4v is not playable)
+    assert Path(player if isinstance(player, str) else player["video"]).suffix == ".mp4"
     assert 0.0 <= summary["max_score"] <= 1.0
     assert plot["type"] == "matplotlib" and plot["plot"].startswith("data:image")
     assert "street" in status and "segment" in status
@@ -181,7 +182,8 @@ def _start_chromium(profile: Path) -> _CDP:
     # (bash, not sh: dash cannot duplicate descriptors above 9)
     wire = f'exec "$@" 3<&{to_r} 4>&{from_w} {to_r}<&- {from_w}>&-'
     proc = subprocess.Popen(
-        ["/bin/bash", "-c", wire, "bash", str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        ["/bin/bash", "-c", wire, "bash", str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+         "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={profile}", "--remote-debugging-pipe", "--window-size=1400,1300", "about:blank"],
         pass_fds=(to_r, from_w), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

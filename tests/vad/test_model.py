@@ -15,8 +15,8 @@ VARIANTS = [
     ModelConfig(feature_dim=D, hidden=16, num_prompts=K),
     ModelConfig(feature_dim=D, hidden=16, num_prompts=K, fusion="concat"),
     ModelConfig(feature_dim=D, hidden=16, num_prompts=K, attention="plain"),
-    ModelConfig(feature_dim=D, hidden=16, num_prompts=K, attention="none"),
-    ModelConfig(feature_dim=D, hidden=16, num_prompts=K, qformer=False),
+    ModelConfig(feature_dim=D, hidden=16, num_prompts=K, attention="hop", qformer=True),
+    ModelConfig(feature_dim=D, hidden=16, num_prompts=K, attention="hop", readout="both", context="none"),
     ModelConfig(arch="mil_mlp", feature_dim=D, num_prompts=K),
     ModelConfig(arch="mtn_concat", feature_dim=D, hidden=16, num_prompts=K),
 ]
@@ -62,7 +62,8 @@ def test_padding_does_not_change_real_snippets(config):
 
 def test_any_length_including_windowed_long_video():
     torch.manual_seed(0)
-    model = AnomalyModel(ModelConfig(feature_dim=D, hidden=16, num_prompts=K, lego=LEGOConfig(window_size=32, window_overlap=8))).eval()
+    config = ModelConfig(feature_dim=D, hidden=16, num_prompts=K, lego=LEGOConfig(window_size=32, window_overlap=8))
+    model = AnomalyModel(config).eval()
     with torch.no_grad():
         for n in (1, 5, 100):
             assert model(make_batch([n])).scores.shape == (1, n)

@@ -57,7 +57,8 @@ def test_moving_disc_is_where_it_was_drawn(video_file):
     """Decoded content is the real content: the red disc moves left to right."""
     with open_video(video_file) as src:
         first, last = src.read([0, 39])
-    red = lambda f: np.argmax((f[..., 0].astype(int) - f[..., 1]).max(axis=0))  # column with most red
+    def red(f):  # column with most red
+        return np.argmax((f[..., 0].astype(int) - f[..., 1]).max(axis=0))
     assert red(first) < 20 and red(last) > 75
 
 

@@ -107,6 +107,21 @@ def leak_auc(normal_frames_of_abnormal: Sequence[np.ndarray], normal_videos: Seq
     return float(roc_auc_score(np.r_[np.ones(p.size), np.zeros(n.size)], np.r_[p, n]))
 
 
+def _checked_pair(name: str, g: np.ndarray, frame_scores: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One video's ``(labels uint8, scores float64)``, both ``(T,)``; a clear error when they do not fit."""
+    if name not in frame_scores:
+        raise MetricsError(f"evaluate: no scores for video {name}")
+    y = np.asarray(g).reshape(-1)
+    s = np.asarray(frame_scores[name], dtype=np.float64).reshape(-1)
+    if y.shape != s.shape:
+        raise MetricsError(f"evaluate: video {name} has {s.size} frame scores but {y.size} ground-truth frames")
+    if not np.isfinite(s).all():
+        raise MetricsError(f"evaluate: video {name} has non-finite scores")
+    if y.size and not np.isin(y, (0, 1)).all():
+        raise MetricsError(f"evaluate: ground truth of video {name} must hold only 0 and 1")
+    return y.astype(np.uint8), s
+
+
 def evaluate(frame_scores: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray],
              classes: Mapping[str, str] | None = None, threshold: float = 0.5) -> EvalReport:
     """Score the videos of ``gt`` (scores for other videos are ignored).
@@ -121,17 +136,8 @@ def evaluate(frame_scores: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray
         raise MetricsError("evaluate: no ground-truth videos")
     ys, ss, abnormal = [], [], []
     for name, g in gt.items():
-        if name not in frame_scores:
-            raise MetricsError(f"evaluate: no scores for video {name}")
-        y = np.asarray(g).reshape(-1)
-        s = np.asarray(frame_scores[name], dtype=np.float64).reshape(-1)
-        if y.shape != s.shape:
-            raise MetricsError(f"evaluate: video {name} has {s.size} frame scores but {y.size} ground-truth frames")
-        if not np.isfinite(s).all():
-            raise MetricsError(f"evaluate: video {name} has non-finite scores")
-        if y.size and not np.isin(y, (0, 1)).all():
-            raise MetricsError(f"evaluate: ground truth of video {name} must hold only 0 and 1")
-        ys.append(y.astype(np.uint8))
+        y, s = _checked_pair(name, g, frame_scores)
+        ys.append(y)
         ss.append(s)
         abnormal.append(bool(y.any()))
     notes: list[str] = []

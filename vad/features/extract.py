@@ -173,11 +173,16 @@ def _prefetched(batches: Iterator, depth: int) -> Iterator:
             yield item
     finally:
         stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                worker.join(timeout=0.05)
+        _drain(q, worker)
+
+
+def _drain(q: queue.Queue, worker: threading.Thread) -> None:
+    """Empty ``q`` until ``worker`` ends (it may be blocked on a full queue)."""
+    while worker.is_alive():
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            worker.join(timeout=0.05)
 
 
 class ExtractReport(RunReport):

@@ -63,10 +63,7 @@ class VideoFeatures:
                     f"{self.meta.name}: {level} features must be (N={n}, *, D={d}), got {tuple(arr.shape)}"
                 )
             setattr(self, level, arr)
-        if self.motion is not None:
-            self.motion = np.asarray(self.motion, dtype=np.float32)
-            if self.motion.ndim != 2 or self.motion.shape[0] != n:
-                raise FeatureError(f"{self.meta.name}: motion features must be (N={n}, M), got {self.motion.shape}")
+        self._check_motion(n)
         for level in self.levels():
             if not np.isfinite(getattr(self, level)).all():
                 raise FeatureError(f"{self.meta.name}: {level} features hold NaN or Inf values")
@@ -74,6 +71,12 @@ class VideoFeatures:
             self.frame_indices = np.asarray(self.frame_indices, dtype=np.int64)
             if self.frame_indices.shape[0] != n:
                 raise FeatureError(f"{self.meta.name}: frame_indices has {self.frame_indices.shape[0]} rows, need {n}")
+
+    def _check_motion(self, n: int) -> None:
+        if self.motion is not None:
+            self.motion = np.asarray(self.motion, dtype=np.float32)
+            if self.motion.ndim != 2 or self.motion.shape[0] != n:
+                raise FeatureError(f"{self.meta.name}: motion features must be (N={n}, M), got {self.motion.shape}")
 
     @property
     def num_snippets(self) -> int:

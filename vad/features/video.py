@@ -23,7 +23,7 @@ class SnippetConfig:
     """How a video is cut into snippets."""
 
     snippet_len: int = 16  # S: consecutive source frames per snippet
-    frames_per_snippet: int = 2  # F: frames sampled (evenly) inside each snippet and encoded (2: frame level differs from clip)
+    frames_per_snippet: int = 2  # F: frames sampled evenly inside each snippet and encoded (2: frame differs from clip)
 
     def __post_init__(self) -> None:
         if self.snippet_len < 1 or self.frames_per_snippet < 1:

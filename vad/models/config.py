@@ -47,7 +47,7 @@ class ModelConfig:
     fusion: str = "lego"  # lego (relationship graphs fused by LEGO) | concat (ablation: concatenate every level)
     readout: str = "relations"  # LEGO read-out: relations (each snippet's row of G) | propagate (G X W) | both
     learn_fusion: bool = True  # learn LEGO's A matrices (False: frozen at the uniform initialisation)
-    attention: str = "none"  # hop (hop-diffused over G's neighbours + time) | plain (dense) | none (default: see README)
+    attention: str = "none"  # hop (hop-diffused over G neighbours + time) | plain (dense) | none (see README)
     qformer: bool = False  # MM-QFormer cross-modal tokens that each snippet reads back (off by default: see README)
     context: str = "video"  # video: context scores are centred per video (no whole-video lift) | none: raw
     temporal_edges: int = 2  # attention edges to the c previous and c next snippets
