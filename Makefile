@@ -26,10 +26,9 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/vad demo
 
+# re-runs the benches and rewrites docs/benchmarks.md (the quality bench alone takes tens of minutes)
 bench: $(STAMP)
-	$(BIN)/python bench/extract.py
-	$(BIN)/python bench/fusion_scaling.py
-	$(BIN)/python bench/hop_attention.py
+	$(BIN)/python -m bench.publish quality extract motion_cost fusion_scaling hop_attention live
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -4,8 +4,8 @@ Same video, same sampled frames, same backbone and device, measured side by side
 frames already decoded and preprocessed; the pipeline decodes (decord, background thread), preprocesses and
 computes all feature levels (clip, frame, patch). Target: pipeline >= 0.9x the bare encoder.
 
-    python bench/extract.py                       # ViT-B-16 (random weights, saved and loaded as a checkpoint)
-    python bench/extract.py --backbone vadgraph-tiny-ViT --video path/to/video.mp4
+    python -m bench.extract                       # ViT-B-16 (random weights, saved and loaded as a checkpoint)
+    python -m bench.extract --backbone vadgraph-tiny-ViT --video path/to/video.mp4
 """
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ import time
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vad.features.backbone import BackboneConfig, load_backbone, save_random_checkpoint
 from vad.features.extract import ExtractConfig, FeatureExtractor

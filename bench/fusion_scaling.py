@@ -1,7 +1,7 @@
 """Scaling of the LEGO graph encoder (fusion + propagation) with the number of snippets N.
 
-    python bench/fusion_scaling.py            # N = 256, 1024, 4096, 16384
-    python bench/fusion_scaling.py --quick    # N = 256, 1024, 4096, three timed runs each
+    python -m bench.fusion_scaling            # N = 256, 1024, 4096, 16384
+    python -m bench.fusion_scaling --quick    # N = 256, 1024, 4096, three timed runs each
 
 Each N runs in a fresh subprocess (so memory high-water marks do not leak between sizes) that builds
 ``LEGOGraphEncoder`` with D = 512 and four levels (clip; frame F = 4; patch P = 4; text K = 8 prompts),
@@ -27,9 +27,6 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DIM, FRAMES, PATCHES, PROMPTS = 512, 4, 4, 8
 
@@ -117,7 +114,8 @@ def main() -> None:
     for n in sizes:
         cmd = [
             sys.executable,
-            __file__,
+            "-m",
+            "bench.fusion_scaling",
             "--child",
             str(n),
             "--repeats",
@@ -125,7 +123,8 @@ def main() -> None:
             "--threads",
             str(args.threads),
         ]
-        result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip())
+        result = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                           cwd=Path(__file__).resolve().parents[1]).stdout.strip())
         previous[n] = result
         ratio, cpu_ratio = "-", "-"
         if n // 4 in previous:
