@@ -27,6 +27,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 DIM, FRAMES, PATCHES, PROMPTS = 512, 4, 4, 8
 
