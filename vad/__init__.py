@@ -11,6 +11,7 @@ from typing import Any
 
 _EXPORTS = {
     "VideoFeatures": "vad.features.store",
+    "VideoMeta": "vad.features.store",
     "TextFeatures": "vad.features.store",
     "extract_videos": "vad.features.extract",
     "ExtractConfig": "vad.features.extract",
