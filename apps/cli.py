@@ -154,6 +154,27 @@ def _train(run: Run) -> int:
     return EXIT_OK
 
 
+@verb("fit-normal", "fit a one-class model on normal videos only: no labels, thresholds from held-out videos",
+      {"": "vad.engine.fit_normal:FitNormalConfig"},
+      [arg("--features", type=str, required=True, help="feature directory of normal videos, or a peer feature list"),
+       arg("--out", type=str, required=True, help="model directory to write"),
+       arg("--format", default="auto", choices=FORMATS, help="feature format (auto: detect)")],
+      {"--memory-size": "memory.size", "--target-far": "calibration.target_far"})
+def _fit_normal(run: Run) -> int:
+    from vad.engine.calibration import stored_threshold
+    from vad.engine.fit_normal import fit_normal_from_paths
+
+    a = run.args
+    result = fit_normal_from_paths(a.features, a.out, a.format, run.configs[""], progress=not run.quiet)
+    kept = ", ".join(f"{lvl} {n:,} of {result.stats['seen'][lvl]:,}" for lvl, n in result.stats["kept"].items())
+    print(f"fit-normal: {result.stats['videos']} normal videos; memory {kept} vectors; "
+          f"{result.stats['memory_seconds'] + result.stats['calibration_seconds']:.1f} s -> {a.out}")
+    print(f"fit-normal: threshold {stored_threshold({'thresholds': result.thresholds}).description}")
+    for note in result.notes:
+        print(f"fit-normal: note: {note}")
+    return EXIT_OK
+
+
 @verb("eval", "frame AUC, AP, FAR, time to detect and per-class metrics of a model", {},
       [MODEL_DIR, arg("--features", type=str, required=True, help="feature directory or peer feature list"),
        *GROUND_TRUTH,
