@@ -11,9 +11,10 @@ its c temporal neighbours, each edge weighted by G. Two terms read that graph:
   alike share their evidence, so an event's snippets score as a whole, while a snippet unlike all its neighbours
   (small G_ij) keeps its own score (edge-preserving, unlike plain temporal smoothing).
 
-Graphs are built over windows of ``window`` snippets (each snippet takes its neighbours from the window whose
-centre is nearest), so the cost is linear in N. Shapes: ``n`` real snippets of one video, ``w`` a level's
-width, ``E`` = k + 2c edges per snippet.
+Levels wider than 64 are randomly projected to 64 dimensions first. Graphs are built over windows of
+``window`` snippets (each snippet takes its neighbours from the window whose centre is nearest), all windows in
+one batch, so the cost is linear in N. Shapes: ``n`` real snippets of one video, ``w`` a level's width, ``E`` =
+k + 2c edges per snippet.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import torch
 from torch import Tensor
 
 from fusion import relationship_graph
+from vad.models.memory import random_projection
 
 
 def window_starts(n: int, window: int) -> list[int]:
@@ -38,60 +40,44 @@ def window_starts(n: int, window: int) -> list[int]:
     return starts
 
 
-def rbf_graph(x: Tensor, sharpness: float = 1.0) -> Tensor:
-    """``(n, w)`` → ``(n, n)`` RBF relationship graph (:func:`fusion.relationship_graph`) with
-    ``gamma = sharpness / mean_{i != j} ||x_i - x_j||^2``: 1 is fusion's own width heuristic, larger is sharper."""
-    n = x.shape[0]
-    if n < 2:
-        return torch.ones(n, n)
-    mean = torch.cdist(x, x).pow(2).sum() / (n * (n - 1))
-    return relationship_graph(x[None].float(), kind="rbf", gamma=sharpness / max(float(mean), 1e-12))[0]
-
-
-def snippet_graph(levels: Sequence[Tensor], k: int, temporal: int, window: int = 256, sharpness: float = 1.0
+def snippet_graph(levels: Sequence[Tensor], k: int, temporal: int, window: int = 256, sharpness: float = 4.0
                   ) -> tuple[Tensor, Tensor, Tensor]:
     """Neighbour lists of one video's snippets from its per-level vectors ``[(n, w_l), ...]``.
 
-    Returns ``(index (n, E) long, weight (n, E) in [0, 1], mask (n, E) bool)``: the top-``k`` neighbours in the
-    level-averaged RBF relationship graph (self excluded) and the ``temporal`` previous and next snippets, each
+    Per level an RBF :func:`fusion.relationship_graph` over each window (all windows in one batch), raised to
+    ``sharpness`` (``gamma = sharpness / mean squared distance``: 1 is fusion's own width, larger is sharper),
+    averaged over the levels. Returns ``(index (n, E) long, weight (n, E) in [0, 1], mask (n, E) bool)``: the
+    top-``k`` neighbours in that graph (self excluded) and the ``temporal`` previous and next snippets, each
     weighted by its graph value.
     """
     n = levels[0].shape[0]
-    k_eff = max(0, min(k, min(n, window) - 1))
-    width = k_eff + 2 * temporal
-    index = torch.zeros(n, width, dtype=torch.long)
-    weight = torch.zeros(n, width)
-    mask = torch.zeros(n, width, dtype=torch.bool)
-    starts = window_starts(n, window)
-    centres = torch.tensor([s + min(window, n) / 2 for s in starts])
-    owner = (torch.arange(n)[:, None] + 0.5 - centres[None]).abs().argmin(1)  # shape = [n]
+    size = min(n, window)
+    starts = torch.tensor(window_starts(n, window))
+    rows = torch.arange(n)
+    owner = (rows[:, None] + 0.5 - (starts[None] + size / 2)).abs().argmin(1)  # window whose centre is nearest
+    local = rows - starts[owner]  # position inside that window
+    windows = [torch.stack([x[s:s + size] for s in starts.tolist()]).float() for x in levels]  # [windows, size, w]
+    graph = torch.stack([relationship_graph(x, kind="rbf").pow(sharpness) for x in windows]).mean(0)
+    own_rows = graph[owner, local]  # shape = [n, size]: each snippet's row of its window's graph
+    k_eff = max(0, min(k, size - 1))
+    top_w, top_i = own_rows.scatter(1, local[:, None], -math.inf).topk(k_eff, dim=1)
     offsets = torch.cat([torch.arange(-temporal, 0), torch.arange(1, temporal + 1)])
-    for w_id, start in enumerate(starts):
-        stop = min(n, start + window)
-        graph = torch.stack([rbf_graph(x[start:stop].float(), sharpness) for x in levels]).mean(0)
-        size = stop - start
-        local = torch.arange(size)
-        rows = (owner[start:stop] == w_id).nonzero().squeeze(1)
-        if k_eff:
-            masked = graph.clone()
-            masked[local, local] = -math.inf
-            top_w, top_i = masked[rows].topk(k_eff, dim=1)
-        else:
-            top_w, top_i = graph.new_zeros(len(rows), 0), torch.zeros(len(rows), 0, dtype=torch.long)
-        t_idx = rows[:, None] + offsets[None]  # shape = [r, 2c]
-        t_ok = (t_idx >= 0) & (t_idx < size)
-        t_idx = t_idx.clamp(0, size - 1)
-        t_w = graph[rows[:, None], t_idx]
-        index[start + rows] = torch.cat([top_i, t_idx], 1) + start
-        weight[start + rows] = torch.cat([top_w, t_w], 1).clamp_min(0.0)
-        mask[start + rows] = torch.cat([torch.ones_like(top_i, dtype=torch.bool), t_ok], 1)
-    return index, weight * mask, mask
+    t_local = local[:, None] + offsets[None]  # shape = [n, 2c]
+    t_ok = (t_local >= 0) & (t_local < size)
+    t_local = t_local.clamp(0, size - 1)
+    index = torch.cat([top_i, t_local], 1) + starts[owner][:, None]
+    mask = torch.cat([torch.ones_like(top_i, dtype=torch.bool), t_ok], 1)
+    weight = torch.cat([top_w, own_rows.gather(1, t_local)], 1).clamp_min(0.0) * mask
+    return index, weight, mask
 
 
 def neighborhood_distance(x: Tensor, index: Tensor, weight: Tensor) -> Tensor:
     """``||x_i - sum_e w_ie x_{j_e} / sum_e w_ie||`` for ``x (n, w)``, neighbour lists ``(n, E)`` → ``(n,)``."""
     total = weight.sum(1, keepdim=True)
-    mean = (weight[..., None] * x[index]).sum(1) / total.clamp_min(1e-12)
+    mean = torch.zeros_like(x)
+    for e in range(index.shape[1]):  # one edge slot at a time: (n, w) each, never (n, E, w)
+        mean += weight[:, e, None] * x[index[:, e]]
+    mean = mean / total.clamp_min(1e-12)
     mean = torch.where(total > 0, mean, torch.zeros_like(mean))
     return (x - mean).norm(dim=1)
 
@@ -105,11 +91,15 @@ def diffuse(scores: Tensor, index: Tensor, weight: Tensor, alpha: float, steps: 
     return s
 
 
-def level_vectors(levels: dict[str, Tensor]) -> list[Tensor]:
-    """One vector per snippet per level, each scaled by ``1 / sqrt(width)`` so that every level weighs alike:
-    ``{level: (n, w) or (n, I, w)}`` (sets of frames or patches are averaged) → ``[(n, w), ...]``."""
+def level_vectors(levels: dict[str, Tensor], width: int = 64) -> list[Tensor]:
+    """One vector per snippet per level: ``{level: (n, w) or (n, I, w)}`` (sets of frames or patches averaged)
+    → ``[(n, min(w, width)), ...]``. Levels wider than ``width`` go through a fixed random projection (distances
+    kept up to a few per cent, graph cost cut by ``w / width``); each is scaled by ``1 / sqrt(w)`` so every level
+    weighs alike."""
     out = []
-    for x in levels.values():
-        v = x.mean(1) if x.dim() == 3 else x
-        out.append(v.float() / math.sqrt(v.shape[-1]))
+    for i, x in enumerate(levels.values()):
+        v = (x.mean(1) if x.dim() == 3 else x).float()
+        scale = math.sqrt(v.shape[-1])
+        proj = random_projection(v.shape[-1], width, seed=i)
+        out.append((v if proj is None else v @ proj.to(v.device)) / scale)
     return out
