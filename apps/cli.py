@@ -133,30 +133,58 @@ def _extract(run: Run) -> int:
 
 
 @verb("train", "train the anomaly model with video-level labels",
-      {"model": "vad.models.config:ModelConfig", "train": "vad.engine.train:TrainConfig"},
+      {"model": "vad.models.config:ModelConfig", "train": "vad.engine.train:TrainConfig",
+       "calibration": "vad.engine.calibration:CalibrationConfig"},
       [arg("--features", type=str, required=True, help="feature directory or peer feature list"),
        arg("--out", type=str, required=True, help="model directory to write"), *GROUND_TRUTH,
        arg("--val-fraction", type=float, default=0.15, help="carved from train when there is no val split")],
       TRAIN_SHORTCUTS)
 def _train(run: Run) -> int:
+    from vad.engine.calibration import stored_threshold
     from vad.engine.train import train_from_paths
+    from vad.models.checkpoint import read_model_info
 
     a = run.args
     result = train_from_paths(a.features, a.out, a.labels or a.benchmark, a.format, run.configs["model"],
-                              run.configs["train"], a.val_fraction, progress=not run.quiet)
+                              run.configs["train"], a.val_fraction, progress=not run.quiet,
+                              calibration=run.configs["calibration"])
     print(f"train: best epoch {result.best_epoch}, val {result.val_metric} {result.best_val:.4f}, "
           f"{result.model.num_parameters():,} parameters, {result.seconds_per_epoch:.2f} s/epoch -> {a.out}")
+    print(f"train: threshold {stored_threshold(read_model_info(a.out)).description}")
     return EXIT_OK
 
 
-@verb("eval", "frame AUC, AP, FAR and per-class AUC of a trained model", {},
+@verb("fit-normal", "fit a one-class model on normal videos only: no labels, thresholds from held-out videos",
+      {"": "vad.engine.fit_normal:FitNormalConfig"},
+      [arg("--features", type=str, required=True, help="feature directory of normal videos, or a peer feature list"),
+       arg("--out", type=str, required=True, help="model directory to write"),
+       arg("--format", default="auto", choices=FORMATS, help="feature format (auto: detect)")],
+      {"--memory-size": "memory.size", "--target-far": "calibration.target_far"})
+def _fit_normal(run: Run) -> int:
+    from vad.engine.calibration import stored_threshold
+    from vad.engine.fit_normal import fit_normal_from_paths
+
+    a = run.args
+    result = fit_normal_from_paths(a.features, a.out, a.format, run.configs[""], progress=not run.quiet)
+    kept = ", ".join(f"{lvl} {n:,} of {result.stats['seen'][lvl]:,}" for lvl, n in result.stats["kept"].items())
+    print(f"fit-normal: {result.stats['videos']} normal videos; memory {kept} vectors; "
+          f"{result.stats['memory_seconds'] + result.stats['calibration_seconds']:.1f} s -> {a.out}")
+    print(f"fit-normal: threshold {stored_threshold({'thresholds': result.thresholds}).description}")
+    for note in result.notes:
+        print(f"fit-normal: note: {note}")
+    return EXIT_OK
+
+
+@verb("eval", "frame AUC, AP, FAR, time to detect and per-class metrics of a model", {},
       [MODEL_DIR, arg("--features", type=str, required=True, help="feature directory or peer feature list"),
        *GROUND_TRUTH,
        arg("--split", type=str, default="test", help="train | val | test | all"),
        arg("--gt", type=str | None, default=None, help="concatenated frame-level gt-*.npy"),
        arg("--gt-list", type=str | None, default=None, help="the list file that gt-*.npy follows"),
        arg("--annotations", type=str | None, default=None, help="UCF-Crime Temporal_Anomaly_Annotation.txt"),
-       arg("--threshold", type=float, default=0.5, help="frames scoring >= this are abnormal (false-alarm rate)"),
+       arg("--threshold", type=float | None, default=None,
+           help="frames scoring >= this are abnormal, for FAR and time to detect (default: the model's calibrated "
+                "threshold, 0.5 for models without one)"),
        arg("--out", type=str | None, default=None, help="metrics JSON (default: MODEL/eval-SPLIT.json)"),
        arg("--device", type=str, default="auto", help="auto | cpu | cuda | cuda:N")])
 def _eval(run: Run) -> int:
@@ -177,11 +205,19 @@ def _eval(run: Run) -> int:
 
 @verb("score", "score videos: per-video frame scores (CSV), segments (JSON), plot; resumable",
       {"": "vad.engine.score:ScoreConfig"},
-      [INPUTS, MODEL_DIR, arg("--out", type=str, required=True, help="output directory")], SEGMENT_SHORTCUTS)
+      [INPUTS, arg("--model", type=str | None, default=None,
+                   help="model directory written by `vad train` or `vad fit-normal` (not with --zero-shot)"),
+       arg("--out", type=str, required=True, help="output directory")], SEGMENT_SHORTCUTS)
 def _score(run: Run) -> int:
     from vad.engine.score import score_videos
 
-    report = score_videos(run.args.inputs, run.args.model, run.args.out, run.configs[""], progress=not run.quiet)
+    config = run.configs[""]
+    if not run.args.model and not config.zero_shot:
+        raise UsageError("score needs --model MODEL_DIR, or --zero-shot (see vad score --help)")
+    if run.args.model and config.zero_shot:
+        raise UsageError("--zero-shot scores without a model: drop --model (see vad score --help)")
+    report = score_videos(run.args.inputs, run.args.model, run.args.out, config, progress=not run.quiet)
+    print(f"score: threshold {report.threshold}")
     print(f"score: {len(report.written)} scored, {len(report.skipped)} already done, {len(report.failed)} failed "
           f"-> {report.out_dir} (summary: {report.summary_path})")
     return report_failures(report.failed)

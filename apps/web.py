@@ -47,17 +47,18 @@ def _views(scorer: Scorer, scored: ScoredVideo, out_dir: Path) -> tuple:
     from vad.engine.report import score_figure
 
     segs = scored.segments
+    label = scorer.threshold_label(scored.config.threshold)
     paths = scorer.write_outputs(scored, out_dir)
     rows = [[i + 1, f"{s.start_s:.2f} s", f"{s.end_s:.2f} s", round(s.duration_s, 2), round(s.peak_score, 3),
              round(s.mean_score, 3), s.prompt or "–"] for i, s in enumerate(segs)]
     fr = scored.scores.frames
     status = (f"**{scored.name}** · {len(fr) / scored.scores.fps:.1f} s · max score **{fr.max():.3f}** · "
-              f"**{len(segs)}** abnormal segment(s) at threshold {scored.config.threshold:.2f}"
+              f"**{len(segs)}** abnormal segment(s) at threshold {label}"
               f" · scored in {scored.seconds:.1f} s")
     summary = {"video": scored.name, "max_score": round(float(fr.max()), 4), "num_frames": len(fr),
-               "fps": scored.scores.fps, "threshold": scored.config.threshold,
+               "fps": scored.scores.fps, "threshold": scored.config.threshold, "threshold_source": label,
                "segments": [s.to_dict() for s in segs]}
-    return (score_figure(scored.scores, segs, scored.config.threshold), status, rows,
+    return (score_figure(scored.scores, segs, scored.config.threshold, threshold_label=label), status, rows,
             segment_thumbnails(scored.path, segs), [str(paths["csv"]), str(paths["json"]), str(paths["png"])],
             summary)
 
@@ -104,8 +105,9 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
                                  file_types=list(VIDEO_EXTENSIONS))
                 if examples:
                     gr.Examples([[str(e)] for e in examples], inputs=[upload], label="examples")
-                threshold = gr.Slider(0.0, 1.0, value=default.threshold, step=0.01, label="threshold",
-                                      info="segments update without re-scoring")
+                threshold = gr.Slider(0.0, 1.0, value=default.threshold, step=0.001, label="threshold",
+                                      info=f"model's: {scorer.threshold.description}; segments update "
+                                           f"without re-scoring")
                 run = gr.Button("Score", variant="primary")
             with gr.Column(scale=4, min_width=600):
                 with gr.Row(equal_height=True):

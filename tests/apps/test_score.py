@@ -153,3 +153,44 @@ def test_not_a_model_dir_exit_2(tmp_path, capsys):
     video = write_video(tmp_path / "clip.mp4")
     assert main(["-q", "score", str(video), "--model", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "not a model directory" in capsys.readouterr().err
+
+
+def test_score_uses_the_stored_threshold_and_says_so(tmp_path, trained_model, capsys, caplog):
+    """No --threshold: the calibrated one from config.json; a checkpoint without one: 0.5 and a one-line notice."""
+    import shutil
+
+    video = write_video(tmp_path / "v.mp4", num_frames=40, seed=4)
+    stored = json.loads((trained_model / "config.json").read_text())["thresholds"]["far"]["value"]
+    assert main(["-q", "score", str(video), "--model", str(trained_model), "--out", str(tmp_path / "a"),
+                 "--device", "cpu"]) == 0
+    assert f"threshold {stored:.4g} (calibrated: 1% false alarms" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "a" / "v.segments.json").read_text())
+    assert doc["threshold"] == stored and doc["threshold_source"].startswith(f"{stored:.4g} (calibrated")
+
+    old = tmp_path / "old"
+    shutil.copytree(trained_model, old)
+    info = json.loads((old / "config.json").read_text())
+    del info["thresholds"]
+    (old / "config.json").write_text(json.dumps(info))
+    with caplog.at_level("WARNING"):
+        assert main(["-q", "score", str(video), "--model", str(old), "--out", str(tmp_path / "b"),
+                     "--device", "cpu"]) == 0
+    assert "threshold 0.5 (default" in capsys.readouterr().out
+    assert json.loads((tmp_path / "b" / "v.segments.json").read_text())["threshold"] == 0.5
+    assert sum("no calibrated threshold" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_zero_shot_score_needs_no_model(tmp_path, tiny_checkpoint, capsys):
+    """Plumbing only: the tiny random backbone makes meaningless prompt similarities (real CLIP weights needed)."""
+    from vad.features.backbone import TINY_MODEL
+
+    video = write_video(tmp_path / "v.mp4", num_frames=40, seed=6)
+    (tmp_path / "prompts.txt").write_text("people walking\nfire\nfight\n")
+    assert main(["-q", "score", str(video), "--out", str(tmp_path / "o")]) == 2
+    assert "--zero-shot" in capsys.readouterr().err
+    assert main(["-q", "score", str(video), "--zero-shot", "--prompts", str(tmp_path / "prompts.txt"),
+                 "--backbone", TINY_MODEL, "--pretrained", str(tiny_checkpoint), "--device", "cpu",
+                 "--out", str(tmp_path / "o")]) == 0
+    assert "threshold 0.5 (zero-shot" in capsys.readouterr().out
+    doc = json.loads((tmp_path / "o" / "v.segments.json").read_text())
+    assert doc["model"] == "zero-shot" and all(s["prompt"] in ("fire", "fight") for s in doc["segments"])

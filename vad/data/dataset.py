@@ -124,6 +124,33 @@ def load_dataset(features: str | os.PathLike, labels: str | os.PathLike | None =
     return ds
 
 
+def normal_dataset(features: str | os.PathLike, fmt: str = "auto", val_fraction: float = 0.15,
+                   seed: int = 0) -> Dataset:
+    """Every video of a feature directory (or peer feature list) as a *normal* video: no labels needed.
+
+    ``val_fraction`` of them (at least one when there are two or more) are moved to the val split, where the
+    one-class model's score scale and stored thresholds are fitted (``vad fit-normal``).
+    """
+    features = Path(features)
+    if features.is_dir() and (features / MANIFEST_FILE).exists() or fmt == "vadgraph":
+        feats, text = load_feature_dir(features)
+        items = list(feats.values())
+    else:
+        from vad.data.formats import read_peer_features
+
+        items, text = [item.features for item in read_peer_features(features, fmt)], None
+    records = {f.meta.name: VideoRecord(f, 0, NORMAL_CLASS, "train") for f in items}
+    if not records:
+        raise VadError(f"{features}: no videos")
+    dims = {r.features.dim for r in records.values()}
+    if len(dims) > 1:
+        raise FeatureError(f"{features}: videos have different feature widths {sorted(dims)}")
+    ds = Dataset(records, text, [f"{len(records)} videos, all taken as normal"])
+    if val_fraction > 0:
+        _carve_val(ds, val_fraction, seed)
+    return ds
+
+
 def _carve_val(ds: Dataset, fraction: float, seed: int) -> None:
     """Move a stratified ``fraction`` of train videos to val (model selection never looks at test)."""
     rng = np.random.default_rng(seed)

@@ -8,6 +8,7 @@ import numpy as np
 
 from vad.data.dataset import Dataset, VideoRecord, load_dataset
 from vad.data.groundtruth import GroundTruth, read_gt_npy, read_synth_gt, read_ucf_annotations
+from vad.engine.calibration import stored_threshold
 from vad.engine.inference import VideoScores, score_records
 from vad.engine.metrics import EvalReport, evaluate
 from vad.errors import VadError
@@ -61,21 +62,25 @@ class EvalResult:
 
 
 def evaluate_model(loaded: LoadedModel, dataset: Dataset, split: str = "test",
-                   gt_source: GroundTruthSource = GroundTruthSource(), threshold: float = 0.5,
+                   gt_source: GroundTruthSource = GroundTruthSource(), threshold: float | None = None,
                    device: str = "cpu") -> EvalResult:
-    """Score every video of ``split`` and compute frame AUC, AP, abnormal-only AUC, FAR and per-class AUC."""
+    """Score every video of ``split`` and compute frame AUC, AP, abnormal-only AUC, leak AUC, per-class AUC, and
+    at the threshold (the model's calibrated one unless ``threshold`` is given) FAR and time to detect, per class
+    too."""
     records = dataset.split(split) if split != "all" else list(dataset.records.values())
     if not records:
         raise VadError(f"no videos in split {split!r}")
     gt = load_ground_truth(gt_source, records, None if split == "all" else split)
     scores = score_records(loaded.model, records, loaded.text, loaded.levels, device)
-    report = evaluate({n: s.frames for n, s in scores.items()}, gt.frames, gt.classes, threshold)
+    chosen = stored_threshold(loaded.info, threshold)
+    report = evaluate({n: s.frames for n, s in scores.items()}, gt.frames, gt.classes, chosen.value,
+                      {r.name: r.features.meta.fps for r in records}, chosen.description)
     return EvalResult(report, scores)
 
 
 def evaluate_dir(model_dir: str | os.PathLike, features: str | os.PathLike, labels: str | None = None,
                  split: str = "test", gt_source: GroundTruthSource = GroundTruthSource(), fmt: str = "auto",
-                 threshold: float = 0.5, device: str = "cpu") -> EvalResult:
+                 threshold: float | None = None, device: str = "cpu") -> EvalResult:
     """:func:`evaluate_model` from paths: the library call behind ``vad eval``."""
     loaded = load_checkpoint(model_dir, device)
     dataset = load_dataset(features, labels or gt_source.benchmark, fmt, val_fraction=0.0, default_split=split)

@@ -28,8 +28,8 @@ class ModelSnippetScorer:
         self.short_side: int | None = self.extractor.backbone.image_size
         self.pairs = bool(self.extractor.config.motion)  # the model reads the optical-flow motion level
         self.motion = MotionEncoder(self.extractor.config.motion_config) if self.pairs else None
-        threshold = scorer.loaded.info.get("threshold")
-        self.default_threshold = float(threshold) if isinstance(threshold, (int, float)) else None
+        # the threshold stored with the model (vad.engine.calibration), None for a model that stores none
+        self.default_threshold = scorer.threshold.value if scorer.threshold.source != "default" else None
         self.context: deque[tuple[np.ndarray, ...]] = deque(maxlen=window)  # (clip, frame, patch, motion) each
 
     @classmethod

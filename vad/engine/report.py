@@ -60,9 +60,10 @@ def write_segments_json(path: str | os.PathLike, document: dict) -> Path:
 
 
 def score_figure(scores: VideoScores, segments: Sequence[Segment], threshold: float, title: str | None = None,
-                 ground_truth: np.ndarray | None = None):
+                 ground_truth: np.ndarray | None = None, threshold_label: str | None = None):
     """A matplotlib ``Figure``: the frame-score curve over time, segments shaded and labelled with their best
-    prompt, threshold dashed, and the ground-truth abnormal frames ``(T,)`` as a green band when known."""
+    prompt, threshold dashed and named (``threshold_label``, e.g. "0.73 (calibrated: 1% false alarms ...)"), and
+    the ground-truth abnormal frames ``(T,)`` as a green band when known."""
     from matplotlib.figure import Figure
 
     fps = scores.fps if scores.fps > 0 else 1.0
@@ -80,7 +81,7 @@ def score_figure(scores: VideoScores, segments: Sequence[Segment], threshold: fl
             ax.text((seg.start_s + seg.end_s) / 2, 0.97, seg.prompt, ha="center", va="top", fontsize=10,
                     color="darkred", clip_on=True)
     ax.plot(t, scores.frames, color="tab:blue", lw=1.6, label="anomaly score")
-    ax.axhline(threshold, color="tab:red", ls="--", lw=1.0, label=f"threshold {threshold:.2f}")
+    ax.axhline(threshold, color="tab:red", ls="--", lw=1.0, label=f"threshold {threshold_label or f'{threshold:.2f}'}")
     ax.set_xlim(0, max(t[-1], 1.0 / fps) if len(t) else 1)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("time (s)")

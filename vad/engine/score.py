@@ -14,12 +14,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from vad.engine.calibration import stored_threshold
 from vad.engine.inference import VideoScores, score_features
 from vad.engine.report import (
     fusion_figure,
@@ -52,6 +53,8 @@ class ScoreConfig:
     backbone: str | None = None  # override the checkpoint's open_clip model name (rarely needed)
     pretrained: str | None = None  # override the checkpoint's backbone weights (tag or file)
     precision: str = "auto"  # backbone precision: auto | fp32 | fp16 | bf16
+    zero_shot: bool = False  # no trained model: score by CLIP prompt similarity (needs real CLIP weights)
+    prompts: str | None = None  # zero-shot prompt file, one per line, the normal class first (default: UCF-Crime)
 
 
 @dataclass
@@ -70,8 +73,11 @@ class ScoredVideo:
         return self.scores.name
 
 
+@dataclass
 class ScoreReport(RunReport):
     """Outcome of a :func:`score_videos` run."""
+
+    threshold: str = ""  # the threshold used and where it came from
 
     @property
     def summary_path(self) -> Path:
@@ -88,18 +94,38 @@ def output_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:
 class Scorer:
     """A loaded model plus the feature extractor it was trained with; scores video files.
 
+    The segment threshold is the one calibrated and stored with the model (:mod:`vad.engine.calibration`) unless
+    ``config.segments.threshold`` is given; :attr:`threshold` says which. With ``config.zero_shot`` there is no
+    model directory: a zero-shot model is built from the backbone's text embeddings of the prompts
+    (:func:`vad.engine.zeroshot.zero_shot_scorer_parts`).
+
     Thread-safe: concurrent :meth:`score` calls (web requests) run one at a time on the shared backbone.
     """
 
-    def __init__(self, model_dir: str | os.PathLike, config: ScoreConfig = ScoreConfig()) -> None:
+    def __init__(self, model_dir: str | os.PathLike | None, config: ScoreConfig = ScoreConfig()) -> None:
         from vad.features.backbone import resolve_device
 
-        self.model_dir = Path(model_dir)
-        self.config = config
         self.device = resolve_device(config.device)
-        self.loaded: LoadedModel = load_checkpoint(model_dir, self.device)
-        self.extractor = _extractor_for(self.loaded, config, self.model_dir)
+        if config.zero_shot:
+            from vad.engine.zeroshot import zero_shot_scorer_parts
+
+            self.model_dir = Path("zero-shot")
+            self.loaded, self.extractor, self.threshold = zero_shot_scorer_parts(config, self.device)
+        else:
+            if model_dir is None:
+                raise VadError("no model: pass --model MODEL_DIR (or --zero-shot)")
+            self.model_dir = Path(model_dir)
+            self.loaded = load_checkpoint(model_dir, self.device)
+            self.extractor = _extractor_for(self.loaded, config, self.model_dir)
+            self.threshold = stored_threshold(self.loaded.info, config.segments.threshold)
+        self.config = replace(config, segments=replace(config.segments, threshold=self.threshold.value))
         self._lock = threading.Lock()
+
+    def threshold_label(self, value: float) -> str:
+        """How to name ``value`` to the user: the model's threshold with its source, or a chosen one."""
+        if abs(value - self.threshold.value) < 1e-12:
+            return self.threshold.description
+        return f"{value:.4g} (chosen)"
 
     @property
     def prompts(self) -> list[str]:
@@ -109,8 +135,10 @@ class Scorer:
     def describe(self) -> str:
         """One line about the model: architecture, size, backbone and snippet settings."""
         bb, m = self.loaded.backbone, self.loaded.model
-        return (f"{m.config.arch} ({m.config.fusion} fusion, {m.config.attention} attention), "
-                f"{m.num_parameters():,} parameters, levels {'+'.join(self.loaded.levels)}; backbone "
+        kind = (f"{m.config.arch} ({m.config.fusion} fusion, {m.config.attention} attention), "
+                f"{m.num_parameters():,} parameters" if m.config.arch not in ("oneclass", "zeroshot")
+                else f"{m.config.arch} ({m.extra_repr()})")
+        return (f"{kind}, levels {'+'.join(self.loaded.levels)}; threshold {self.threshold.description}; backbone "
                 f"{self.extractor.backbone.name} [{self.extractor.backbone.weights_id}], "
                 f"{bb.get('snippet_len')} frames per snippet")
 
@@ -145,10 +173,12 @@ class Scorer:
         """Write ``NAME.scores.csv``, ``NAME.segments.json`` and ``NAME.png`` (each atomically)."""
         paths = output_paths(out_dir, scored.name)
         write_scores_csv(paths["csv"], scored.scores)
-        write_segments_json(paths["json"], segments_document(scored.scores, scored.segments, scored.config,
-                                                             str(scored.path), str(self.model_dir)))
+        label = self.threshold_label(scored.config.threshold)
+        document = segments_document(scored.scores, scored.segments, scored.config, str(scored.path),
+                                     str(self.model_dir))
+        write_segments_json(paths["json"], {**document, "threshold_source": label})
         save_figure(paths["png"], score_figure(scored.scores, scored.segments, scored.config.threshold,
-                                               ground_truth=ground_truth))
+                                               ground_truth=ground_truth, threshold_label=label))
         return paths
 
 
@@ -211,7 +241,7 @@ def _is_done(row: dict | None, paths: dict[str, Path], config: SegmentConfig) ->
         return False
 
 
-def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLike, out_dir: str | os.PathLike,
+def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
                  config: ScoreConfig = ScoreConfig(), progress: bool = True,
                  scorer: Scorer | None = None, ground_truth: Mapping[str, np.ndarray] | None = None
                  ) -> ScoreReport:
@@ -229,8 +259,9 @@ def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLi
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     scorer = scorer or Scorer(model_dir, config)
+    config = scorer.config  # the threshold filled in from the model when none was given
     rows = read_summary(out)
-    report = ScoreReport(out)
+    report = ScoreReport(out, threshold=scorer.threshold.description)
     claimed: dict[str, Path] = {}
     bar = tqdm(videos, desc="score", unit="video", disable=not progress)
     for video in bar:

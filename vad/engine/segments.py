@@ -17,12 +17,12 @@ from vad.errors import VadError
 class SegmentConfig:
     """How abnormal segments are cut out of a frame-score curve."""
 
-    threshold: float = 0.5  # a frame is abnormal when its score is >= threshold
+    threshold: float | None = None  # a frame is abnormal when its score is >= threshold (None: the model's stored one)
     min_gap_s: float = 1.0  # two runs closer than this (seconds) are merged into one segment
     min_length_s: float = 0.5  # segments shorter than this (seconds, after merging) are dropped
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise VadError(f"--threshold must be in [0, 1], got {self.threshold}")
         if self.min_gap_s < 0 or self.min_length_s < 0:
             raise VadError(f"--min-gap and --min-length must be >= 0, got {self.min_gap_s}, {self.min_length_s}")
@@ -116,7 +116,8 @@ def find_segments(frame_scores: np.ndarray, fps: float, config: SegmentConfig = 
     Args:
         frame_scores: ``(T,)`` per-frame anomaly scores in [0, 1].
         fps: frames per second (for the times in seconds).
-        config: threshold, minimum gap and minimum length.
+        config: threshold (None: 0.5; :class:`vad.engine.score.Scorer` fills in the model's), minimum gap and
+            minimum length.
         best_prompt: ``(N,)`` per-snippet index of the best-matching prompt (``VideoScores.best_prompt``).
         snippet_len: S, frames per snippet (maps frames to snippets for ``best_prompt``).
         prompts: the model's prompt texts, indexed by ``best_prompt``.
@@ -128,7 +129,8 @@ def find_segments(frame_scores: np.ndarray, fps: float, config: SegmentConfig = 
     min_gap, min_length = config.frames(fps)
     rate = fps if fps > 0 else 1.0
     segments = []
-    for start, end in drop_short(merge_runs(runs_above(scores, config.threshold), min_gap), min_length):
+    threshold = 0.5 if config.threshold is None else config.threshold
+    for start, end in drop_short(merge_runs(runs_above(scores, threshold), min_gap), min_length):
         inside = scores[start:end]
         peak = start + int(inside.argmax())
         idx = segment_prompt(best_prompt, max(1, snippet_len), start, end, peak)

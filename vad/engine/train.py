@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from fusion import degree_variance_loss
 from vad.data.batch import collate
 from vad.data.dataset import Dataset, VideoRecord, load_dataset
+from vad.engine.calibration import CalibrationConfig, calibrate
 from vad.engine.inference import score_records
 from vad.engine.metrics import evaluate
 from vad.errors import VadError
@@ -33,6 +34,8 @@ from vad.models.checkpoint import save_checkpoint
 from vad.models.config import ModelConfig
 
 log = logging.getLogger(__name__)
+FITTED_ARCHS = {"oneclass": "fit it on normal videos with `vad fit-normal`",
+                "zeroshot": "it needs no training: `vad score --zero-shot`"}
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,11 @@ class Trainer:
     """
 
     def __init__(self, dataset: Dataset, model_config: ModelConfig, config: TrainConfig,
-                 val_gt: Mapping[str, np.ndarray] | None = None, progress: bool = True) -> None:
+                 val_gt: Mapping[str, np.ndarray] | None = None, progress: bool = True,
+                 calibration: CalibrationConfig = CalibrationConfig()) -> None:
+        if model_config.arch in FITTED_ARCHS:
+            raise VadError(f"arch {model_config.arch!r} is not trained with labels: "
+                           f"{FITTED_ARCHS[model_config.arch]}")
         self.train_set, self.val_set = dataset.split("train"), dataset.split("val")
         if not self.train_set:
             raise VadError("no training videos (split 'train' is empty)")
@@ -157,6 +164,7 @@ class Trainer:
             raise VadError("no validation videos: model selection needs a val split (pass --val-fraction > 0)")
         _seed_everything(config.seed)
         self.dataset, self.config, self.val_gt, self.progress = dataset, config, val_gt, progress
+        self.calibration = calibration
         self.device = resolve_device(config.device)
         self.levels = dataset.levels()
         self.text = None if dataset.text is None else dataset.text.embeddings
@@ -237,17 +245,22 @@ class Trainer:
                            float(np.mean([h["seconds"] for h in self.history])))
 
     def save(self, out_dir: str | os.PathLike, result: TrainResult) -> None:
-        """Checkpoint of the selected weights, with the training config and history beside them."""
+        """Checkpoint of the selected weights, with the training config, the history and the thresholds
+        calibrated on the val split (:mod:`vad.engine.calibration`) beside them."""
+        thresholds, notes = calibrate(result.model, self.val_set, self.text, self.levels, self.val_gt,
+                                      self.calibration, self.device)
         save_checkpoint(out_dir, result.model, self.dataset, self.levels, extra={
-            "train_config": asdict(self.config), "best_epoch": result.best_epoch, "best_val": result.best_val,
-            "val_metric": result.val_metric, "history": result.history, "notes": self.dataset.notes})
+            "train_config": asdict(self.config), "calibration": asdict(self.calibration), "thresholds": thresholds,
+            "best_epoch": result.best_epoch, "best_val": result.best_val, "val_metric": result.val_metric,
+            "history": result.history, "notes": self.dataset.notes + notes})
 
 
 def train_model(dataset: Dataset, model_config: ModelConfig, config: TrainConfig,
                 out_dir: str | os.PathLike | None = None, val_gt: Mapping[str, np.ndarray] | None = None,
-                progress: bool = True) -> TrainResult:
-    """Train on ``dataset``'s train split, select on its val split, write the checkpoint to ``out_dir``."""
-    trainer = Trainer(dataset, model_config, config, val_gt, progress)
+                progress: bool = True, calibration: CalibrationConfig = CalibrationConfig()) -> TrainResult:
+    """Train on ``dataset``'s train split, select on its val split, write the checkpoint (with thresholds
+    calibrated on the val split) to ``out_dir``."""
+    trainer = Trainer(dataset, model_config, config, val_gt, progress, calibration)
     result = trainer.fit()
     if out_dir is not None:
         trainer.save(out_dir, result)
@@ -257,7 +270,7 @@ def train_model(dataset: Dataset, model_config: ModelConfig, config: TrainConfig
 def train_from_paths(features: str | os.PathLike, out_dir: str | os.PathLike, labels: str | os.PathLike | None = None,
                      fmt: str = "auto", model_config: ModelConfig = ModelConfig(),
                      config: TrainConfig = TrainConfig(), val_fraction: float = 0.15,
-                     progress: bool = True) -> TrainResult:
+                     progress: bool = True, calibration: CalibrationConfig = CalibrationConfig()) -> TrainResult:
     """The library call behind ``vad train``: load features + labels, train, select on val, save.
 
     ``labels`` may be a labels CSV or a ``vad synth`` directory; with the latter, validation uses its frame
@@ -269,4 +282,4 @@ def train_from_paths(features: str | os.PathLike, out_dir: str | os.PathLike, la
     val_gt = None
     if labels is not None and Path(labels).is_dir() and (Path(labels) / "benchmark.json").exists():
         val_gt = read_synth_gt(labels, "val").frames
-    return train_model(dataset, model_config, config, out_dir, val_gt, progress)
+    return train_model(dataset, model_config, config, out_dir, val_gt, progress, calibration)

@@ -12,6 +12,8 @@ variant trains, saves, loads and evaluates through the same code:
 * ``arch="mil_mlp"``: Sultani et al.'s MIL MLP on the same per-snippet evidence.
 * ``arch="mtn_concat"``: feature-concatenation fusion with RTFM's multi-scale temporal network (dilated
   convolutions + non-local block): the feature-space fusion the LEGO paper compares with.
+* ``arch="oneclass"`` and ``arch="zeroshot"`` (:mod:`vad.models.oneclass`): no training with labels; a memory
+  of normal snippets fitted by ``vad fit-normal``, or CLIP prompt similarities, each with within-video graph terms.
 
 Every variant first centres each video on its median feature and divides each level by a per-dimension
 scale fitted on the training videos (``fit_input_scale``; stored with the weights).
@@ -32,6 +34,7 @@ from vad.errors import FeatureError
 from vad.features.store import VideoFeatures
 from vad.models.config import ModelConfig
 from vad.models.heads import GraphFusionHead, MILMLPHead, MTNConcatHead
+from vad.models.oneclass import OneClassHead, ZeroShotHead
 from vad.names import VISUAL_LEVELS
 
 
@@ -65,7 +68,8 @@ class AnomalyModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        heads = {"vadgraph": GraphFusionHead, "mil_mlp": MILMLPHead, "mtn_concat": MTNConcatHead}
+        heads = {"vadgraph": GraphFusionHead, "mil_mlp": MILMLPHead, "mtn_concat": MTNConcatHead,
+                 "oneclass": OneClassHead, "zeroshot": ZeroShotHead}
         self.head = heads[config.arch](config)
         # per-level, per-dimension input scales fitted on training features; saved with the weights
         self.register_buffer("input_scale", torch.ones(len(VISUAL_LEVELS), config.feature_dim))  # clip/frame/patch
@@ -137,5 +141,12 @@ class AnomalyModel(nn.Module):
 
     def extra_repr(self) -> str:
         c = self.config
+        if c.arch == "oneclass":
+            sizes = ", ".join(f"{lvl} {self.head.memory(lvl).shape[0]}" for lvl in ("clip", "frame", "patch", "motion")
+                              if self.head.memory(lvl).shape[0])
+            return f"memory {sizes or 'empty'}, k={c.memory.k}, graph terms {'on' if c.graph_terms.enabled else 'off'}"
+        if c.arch == "zeroshot":
+            return f"{c.num_prompts} prompts, T={c.zeroshot_temperature:g}, graph terms " \
+                   f"{'on' if c.graph_terms.enabled else 'off'}"
         return (f"arch={c.arch}, fusion={c.fusion}, attention={c.attention}, qformer={c.qformer}, "
                 f"D={c.feature_dim}, H={c.hidden}")

@@ -66,6 +66,15 @@ def save_checkpoint(out_dir: str | os.PathLike, model: AnomalyModel, dataset: Da
     return out
 
 
+def read_model_info(model_dir: str | os.PathLike) -> dict:
+    """The ``config.json`` of a model directory (no weights are read)."""
+    path = Path(model_dir) / CONFIG
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{path}: unreadable model config ({exc})") from exc
+
+
 def load_checkpoint(model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
     """Read a checkpoint directory written by :func:`save_checkpoint` (clear errors when it is not one)."""
     from safetensors import SafetensorError

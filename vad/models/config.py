@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from fusion import LEGOConfig
 from graph4mm import HopDiffusedAttentionConfig, MMQFormerConfig
 
-ARCHS = ("vadgraph", "mil_mlp", "mtn_concat")
+ARCHS = ("vadgraph", "mil_mlp", "mtn_concat", "oneclass", "zeroshot")
 READOUTS = ("relations", "propagate", "both")
 CONTEXT_SCOPES = ("video", "none")
 
@@ -34,10 +34,43 @@ def _default_mmq() -> MMQFormerConfig:
 
 
 @dataclass(frozen=True)
+class MemoryConfig:
+    """The one-class model's memory of normal snippets, per feature level (``arch="oneclass"``)."""
+
+    size: int = 4096  # vectors kept per level after reduction: bounds the model's size and query time
+    pool: int = 32768  # vectors sampled uniformly per level before reduction: bounds memory while fitting
+    reduce: str = "coreset"  # coreset (greedy k-center, as PatchCore) | kmeans | random
+    projection_dim: int = 128  # coreset distances on a random projection to this width (0: full width)
+    k: int = 3  # a vector's distance to normal: mean over its k nearest memory vectors
+    seed: int = 0  # sampling, projection and coreset start
+
+    def __post_init__(self) -> None:
+        if self.reduce not in ("coreset", "kmeans", "random"):
+            raise ValueError(f"MemoryConfig.reduce must be coreset, kmeans or random, got {self.reduce!r}")
+        if min(self.size, self.pool, self.k) < 1 or self.pool < self.size:
+            raise ValueError(f"MemoryConfig: need 1 <= size <= pool and k >= 1, got size={self.size}, "
+                             f"pool={self.pool}, k={self.k}")
+
+
+@dataclass(frozen=True)
+class GraphTermsConfig:
+    """Within-video graph terms of the one-class and zero-shot scores (relationship graph over the snippets)."""
+
+    enabled: bool = True  # False: plain per-snippet scores (k-NN distance, or prompt probability)
+    neighbors: int = 4  # each snippet's top-k neighbours in the video's relationship graph
+    temporal_edges: int = 1  # also the c previous and c next snippets, weighted by their similarity
+    neighborhood_weight: float = 1.0  # one-class: weight of the snippet's distance from its graph neighbourhood
+    diffusion: float = 0.5  # alpha: how much each diffusion step takes from similar neighbours' scores
+    steps: int = 1  # diffusion steps (an event's snippets share their evidence and score as a whole)
+    window: int = 256  # graphs are built over windows of this many snippets (linear cost in N)
+    sharpness: float = 4.0  # RBF graph width: gamma = sharpness / mean squared distance in the window
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Every knob of :class:`AnomalyModel`; serialised as JSON beside the weights."""
 
-    arch: str = "vadgraph"  # vadgraph | mil_mlp (Sultani) | mtn_concat (concatenation + RTFM's MTN)
+    arch: str = "vadgraph"  # vadgraph | mil_mlp (Sultani) | mtn_concat (RTFM's MTN) | oneclass | zeroshot
     feature_dim: int = 512  # D: width of the CLIP features
     motion_dim: int = 0  # M: width of the motion level (0 = the features have none)
     num_prompts: int = 0  # K: prompt embeddings the text level holds (0 = no text level)
@@ -58,6 +91,9 @@ class ModelConfig:
     lego: LEGOConfig = field(default_factory=_default_lego)  # LEGO graph fusion (powers, kernel, windows)
     hop: HopDiffusedAttentionConfig = field(default_factory=_default_hop)  # Graph4MM hop-diffused attention
     mmq: MMQFormerConfig = field(default_factory=_default_mmq)  # Graph4MM MM-QFormer
+    memory: MemoryConfig = field(default_factory=MemoryConfig)  # oneclass: the memory of normal snippets
+    graph_terms: GraphTermsConfig = field(default_factory=GraphTermsConfig)  # oneclass, zeroshot: graph terms
+    zeroshot_temperature: float = 0.01  # zeroshot: softmax temperature over prompt cosines (CLIP's 1/100)
 
     def __post_init__(self) -> None:
         for name, value, choices in (("arch", self.arch, ARCHS), ("fusion", self.fusion, ("lego", "concat")),
@@ -73,6 +109,8 @@ class ModelConfig:
         unknown = [lvl for lvl in self.levels if lvl not in ("clip", "frame", "patch", "text", "motion")]
         if unknown:
             raise ValueError(f"ModelConfig.levels: unknown level(s) {unknown}")
+        if self.arch == "zeroshot" and self.center:
+            raise ValueError("ModelConfig: arch zeroshot compares raw CLIP embeddings with prompts: center=False")
         object.__setattr__(self, "levels", tuple(self.levels))
         object.__setattr__(self, "own_levels", tuple(self.own_levels))
 
