@@ -20,16 +20,16 @@ from vad.engine.segments import Segment, SegmentConfig
 from vad.io import atomic_path, write_json_atomic, write_text_atomic
 from vad.names import SUMMARY_FILE
 
-SUMMARY_COLUMNS = ("name", "path", "status", "max_score", "num_segments", "threshold", "duration_s", "error")
+SUMMARY_COLUMNS = ("name", "path", "status", "max_score", "num_segments", "threshold", "duration_s", "error",
+                   "video_fingerprint", "model", "settings")  # the last three decide whether a resumed run redoes it
 
 
 def scores_csv_text(scores: VideoScores) -> str:
-    """``frame,time_s,score`` rows, one per video frame."""
-    fps = scores.fps if scores.fps > 0 else 1.0
+    """``frame,time_s,score`` rows, one per video frame (times from the container for variable frame rates)."""
     buf = io.StringIO()
     buf.write("frame,time_s,score\n")
-    for i, s in enumerate(scores.frames):
-        buf.write(f"{i},{i / fps:.3f},{s:.6f}\n")
+    for i, (t, s) in enumerate(zip(scores.frame_times(), scores.frames)):
+        buf.write(f"{i},{t:.3f},{s:.6f}\n")
     return buf.getvalue()
 
 
@@ -45,7 +45,7 @@ def segments_document(scores: VideoScores, segments: Sequence[Segment], config: 
     return {
         "video": scores.name, "path": str(video_path), "model": str(model),
         "fps": scores.fps, "num_frames": len(scores.frames), "snippet_len": scores.snippet_len,
-        "duration_s": round(len(scores.frames) / scores.fps, 3) if scores.fps > 0 else None,
+        "duration_s": round(scores.duration_s, 3), "variable_frame_rate": scores.times is not None,
         "threshold": config.threshold, "min_gap_s": config.min_gap_s, "min_length_s": config.min_length_s,
         "max_score": round(float(scores.frames.max()), 4),
         "frames": "0-based, start inclusive, end exclusive",
@@ -66,7 +66,7 @@ def score_figure(scores: VideoScores, segments: Sequence[Segment], threshold: fl
     from matplotlib.figure import Figure
 
     fps = scores.fps if scores.fps > 0 else 1.0
-    t = np.arange(len(scores.frames)) / fps
+    t = scores.frame_times()
     fig = Figure(figsize=(10, 3.4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     if ground_truth is not None:

@@ -14,8 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from vad.errors import VideoError
+from vad.features.inputs import VIDEO_EXTENSIONS, find_videos, path_problem
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".ts")
+__all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "VideoSource", "SnippetConfig", "find_videos", "open_video",
+           "path_problem", "plan_snippets", "iter_snippet_frames", "decode_size"]
+
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,14 @@ class VideoInfo:
     width: int  # native width in pixels
     height: int  # native height in pixels
     backend: str  # "decord", "decord+resize" (decord at native size, resized after) or "opencv"
+    timestamps: np.ndarray | None = None  # (num_frames,) start time of each frame in seconds, for variable
+    # frame rate streams only (None: frame i starts at i / fps)
 
     @property
     def duration_s(self) -> float:
         """Length in seconds."""
+        if self.timestamps is not None and len(self.timestamps) > 1:
+            return float(self.timestamps[-1] + (self.timestamps[-1] - self.timestamps[0]) / (len(self.timestamps) - 1))
         return self.num_frames / self.fps if self.fps > 0 else 0.0
 
 
@@ -88,12 +95,12 @@ class VideoSource:
         """Decode the frames at ``indices`` (ascending). Raises ``VideoError`` if the stream is corrupt there."""
         indices = [int(i) for i in indices]
         try:
-            if self.info.backend == "decord":
-                frames = self._reader.get_batch(indices).asnumpy()
-            elif self.info.backend == "decord+resize":
-                frames = _resize_frames(self._reader.get_batch(indices).asnumpy(), self.size)
-            else:
-                frames = self._read_opencv(indices)
+            try:
+                frames = self._read(indices)
+            except Exception:
+                if not self._fall_back_to_opencv():
+                    raise
+                frames = self._read(indices)  # decord cannot decode some valid streams (e.g. 16x16): OpenCV can
         except VideoError:
             raise
         except Exception as exc:
@@ -104,6 +111,27 @@ class VideoSource:
         if frames.shape[0] != len(indices):
             raise VideoError(f"{self.info.path}: got {frames.shape[0]} frames for {len(indices)} requested (truncated)")
         return frames
+
+    def _read(self, indices: list[int]) -> np.ndarray:
+        if self.info.backend == "decord":
+            return self._reader.get_batch(indices).asnumpy()
+        if self.info.backend == "decord+resize":
+            return _resize_frames(self._reader.get_batch(indices).asnumpy(), self.size)
+        return self._read_opencv(indices)
+
+    def _fall_back_to_opencv(self) -> bool:
+        """Switch a decord source to OpenCV after a failed read; False if already OpenCV or OpenCV cannot open it."""
+        if self.info.backend == "opencv":
+            return False
+        fallback = _open_opencv(Path(self.info.path), None)
+        if fallback is None:
+            return False
+        size = self.size or (self.info.width, self.info.height)
+        self._reader, self._cv_pos = fallback._reader, 0
+        self.info = VideoInfo(self.info.path, self.info.num_frames, self.info.fps, self.info.width, self.info.height,
+                              "opencv", self.info.timestamps)
+        self.size = size
+        return True
 
     def _read_opencv(self, indices: list[int]) -> np.ndarray:
         import cv2
@@ -156,12 +184,9 @@ def open_video(path: str | os.PathLike, short_side: int | None = None) -> VideoS
         short_side: decode so the shorter side is this many pixels (never upscaled); None keeps native size.
     """
     p = Path(path)
-    if not p.exists():
-        raise VideoError(f"{p}: file not found")
-    if p.is_dir():
-        raise VideoError(f"{p}: is a directory, not a video file")
-    if p.stat().st_size == 0:
-        raise VideoError(f"{p}: empty file (0 bytes)")
+    problem = path_problem(p)
+    if problem:
+        raise VideoError(f"{p}: {problem}")
     decord_reason = ""
     try:
         return _open_decord(p, short_side)
@@ -197,8 +222,23 @@ def _open_decord(p: Path, short_side: int | None) -> VideoSource:
                 reader = scaled
             except Exception:  # ...unless this decord build rejects that size: decode native, resize after
                 backend = "decord+resize"
-    info = VideoInfo(str(p), num_frames, fps if fps > 0 else 25.0, int(width), int(height), backend)
+    fps = fps if fps > 0 else 25.0
+    info = VideoInfo(str(p), num_frames, fps, int(width), int(height), backend, _vfr_timestamps(probe, num_frames, fps))
     return VideoSource(info, reader, size)
+
+
+def _vfr_timestamps(reader, num_frames: int, fps: float) -> np.ndarray | None:
+    """Each frame's start time from the container when the frame rate varies (None when constant or unknown)."""
+    try:
+        ts = np.asarray(reader.get_frame_timestamp(range(num_frames)), dtype=np.float64)[:, 0]
+    except Exception:  # noqa: BLE001 -- a container without usable timestamps: constant rate is assumed
+        return None
+    if len(ts) != num_frames or num_frames < 2 or not np.isfinite(ts).all() or (np.diff(ts) < 0).any():
+        return None
+    ts = ts - ts[0]
+    if np.abs(ts - np.arange(num_frames) / fps).max() <= 0.5 / fps:
+        return None
+    return ts
 
 
 def _open_opencv(p: Path, short_side: int | None) -> VideoSource | None:
@@ -286,29 +326,3 @@ def iter_snippet_frames(
         stop = min(n, start + batch_snippets)
         frames = source.read(plan[start:stop].reshape(-1))  # shape = [b * F, H, W, 3]
         yield slice(start, stop), frames.reshape(stop - start, f, *frames.shape[1:])
-
-
-def find_videos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Expand files, directories (recursively, video extensions only) and globs into a sorted, unique list."""
-    import glob
-
-    found: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS))
-        elif p.exists():
-            found.append(p)
-        else:
-            matches = sorted(glob.glob(str(item), recursive=True))
-            if not matches:
-                found.append(p)  # reported later as "file not found", not silently dropped
-            found.extend(Path(m) for m in matches if Path(m).is_file())
-    seen: set[Path] = set()
-    unique = []
-    for p in found:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return unique
