@@ -105,7 +105,8 @@ def report_failures(failed: dict[str, str], notes: Sequence[str] = ()) -> int:
     for note in notes:
         print(f"vad: note: {one_line(note)}", file=sys.stderr)
     for path, reason in failed.items():
-        print(f"vad: failed: {one_line(reason if path in reason else f'{path}: {reason}')}", file=sys.stderr)
+        shown, reason = one_line(path), one_line(reason)
+        print(f"vad: failed: {reason if shown in reason else f'{shown}: {reason}'}", file=sys.stderr)
     return EXIT_PARTIAL if failed else EXIT_OK
 
 

@@ -148,10 +148,12 @@ def one_line(text: str, limit: int = 400) -> str:
 def failure_reason(item: str | os.PathLike, exc: BaseException) -> str:
     """One line saying why ``item`` failed: the error's own message (naming ``item`` once), with the exception's
     type for errors that are not :class:`VadError` (decoder and OS errors)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    shown = one_line(str(item))
+    message = str(exc).replace(str(item), shown).strip()  # a line break in the file's name is not the message's
+    text = message.splitlines()[0] if message else ""
     if not isinstance(exc, VadError):
         text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return one_line(text if str(item) in text else f"{item}: {text}")
+    return one_line(text if shown in text else f"{shown}: {text}")
 
 
 def read_text(path: str | os.PathLike, what: str = "file", error: type[VadError] = VadError) -> str:

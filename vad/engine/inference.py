@@ -42,7 +42,8 @@ class VideoScores:
     def duration_s(self) -> float:
         """Length of the video in seconds (the last frame lasts one average frame period)."""
         t = self.frame_times()
-        return float(t[-1] + 1.0 / (self.fps if self.fps > 0 else 1.0)) if len(t) else 0.0
+        last = t[-1] - t[-2] if self.times is not None and len(t) > 1 else 1.0 / (self.fps if self.fps > 0 else 1.0)
+        return float(t[-1] + last) if len(t) else 0.0
 
 
 def best_prompts(features: VideoFeatures, text: np.ndarray | None) -> np.ndarray:

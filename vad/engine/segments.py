@@ -128,9 +128,12 @@ def find_segments(frame_scores: np.ndarray, fps: float, config: SegmentConfig = 
     scores = np.asarray(frame_scores, dtype=np.float64).reshape(-1)
     min_gap, min_length = config.frames(fps)
     rate = fps if fps > 0 else 1.0
-    if times is None or len(times) != len(scores):
+    if times is None or len(times) != len(scores) or len(scores) < 2:
         times = np.arange(len(scores)) / rate
-    edges = np.append(np.asarray(times, dtype=np.float64), times[-1] + 1.0 / rate if len(times) else 0.0)
+        last = 1.0 / rate
+    else:
+        last = times[-1] - times[-2]  # the last frame lasts as long as the one before it
+    edges = np.append(np.asarray(times, dtype=np.float64), times[-1] + last if len(times) else 0.0)
     segments = []
     for start, end in drop_short(merge_runs(runs_above(scores, config.threshold), min_gap), min_length):
         inside = scores[start:end]

@@ -5,8 +5,11 @@ batches of snippets, so memory is bounded by one batch whatever the video's leng
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +93,8 @@ class VideoSource:
         self._reader = reader
         self.size = size  # (width, height) frames come out at; None = native
         self._cv_pos = 0  # OpenCV backend: index of the next frame the capture will return
+        self._open_path = Path(info.path)  # what the decoders were given (an ASCII alias for odd file names)
+        self._alias_dir: str | None = None  # removed on close
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         """Decode the frames at ``indices`` (ascending). Raises ``VideoError`` if the stream is corrupt there."""
@@ -123,7 +128,7 @@ class VideoSource:
         """Switch a decord source to OpenCV after a failed read; False if already OpenCV or OpenCV cannot open it."""
         if self.info.backend == "opencv":
             return False
-        fallback = _open_opencv(Path(self.info.path), None)
+        fallback = _open_opencv(self._open_path, None)
         if fallback is None:
             return False
         size = self.size or (self.info.width, self.info.height)
@@ -155,10 +160,13 @@ class VideoSource:
         return _resize_frames(np.stack(out), self.size)
 
     def close(self) -> None:
-        """Release the decoder."""
-        if self.info.backend == "opencv":
+        """Release the decoder (and the alias of an oddly named file)."""
+        if self.info.backend == "opencv" and self._reader is not None:
             self._reader.release()
         self._reader = None
+        if self._alias_dir is not None:
+            shutil.rmtree(self._alias_dir, ignore_errors=True)
+            self._alias_dir = None
 
     def __enter__(self) -> VideoSource:
         return self
@@ -187,14 +195,41 @@ def open_video(path: str | os.PathLike, short_side: int | None = None) -> VideoS
     problem = path_problem(p)
     if problem:
         raise VideoError(f"{p}: {problem}")
+    alias_dir, target = _ascii_alias(p)
+    try:
+        source = _open_any(p, target, short_side)
+    except BaseException:
+        if alias_dir is not None:
+            shutil.rmtree(alias_dir, ignore_errors=True)
+        raise
+    source.info = dataclasses.replace(source.info, path=str(p))
+    source._open_path, source._alias_dir = target, alias_dir
+    return source
+
+
+def _ascii_alias(p: Path) -> tuple[str | None, Path]:
+    """``(temp folder, link to p)`` when ``p`` is not valid UTF-8 (decord and OpenCV crash on such names), else
+    ``(None, p)``."""
+    try:
+        str(p).encode("utf-8")
+        return None, p
+    except UnicodeEncodeError:
+        folder = tempfile.mkdtemp(prefix="vad-alias-")
+        link = Path(folder) / ("video" + "".join(c for c in p.suffix if c.isascii() and c.isalnum() or c == "."))
+        os.symlink(os.path.abspath(p), link)
+        return folder, link
+
+
+def _open_any(p: Path, target: Path, short_side: int | None) -> VideoSource:
+    """Open ``target`` (``p`` or its alias) with decord, else OpenCV; else a ``VideoError`` saying why."""
     decord_reason = ""
     try:
-        return _open_decord(p, short_side)
-    except VideoError:
-        raise
+        return _open_decord(target, short_side)
+    except VideoError as exc:
+        raise VideoError(str(exc).replace(str(target), str(p))) from None
     except Exception as exc:  # decord raises DECORDError / RuntimeError with ffmpeg's message
         decord_reason = _first_line(exc)
-    source = _open_opencv(p, short_side)
+    source = _open_opencv(target, short_side)
     if source is not None:
         return source
     raise VideoError(f"{p}: {_diagnose(p, decord_reason)}")
