@@ -152,7 +152,7 @@ def _train(run: Run) -> int:
                               run.configs["train"], a.val_fraction, progress=not run.quiet)
     print(f"train: best epoch {result.best_epoch}, val {result.val_metric} {result.best_val:.4f}, "
           f"{result.model.num_parameters():,} parameters, {result.seconds_per_epoch:.2f} s/epoch -> {a.out}")
-    return report_failures(result.failed)
+    return report_failures(result.failed, result.notes)
 
 
 @verb("eval", "frame AUC, AP, FAR and per-class AUC of a trained model", {},

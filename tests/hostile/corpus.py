@@ -135,10 +135,13 @@ def build_videos(root: Path) -> list[Case]:
 # ------------------------------------------------------------------------------------------- feature files
 
 
+PEER_NAMES = [f"Abuse{i:03d}_x264" for i in range(4)] + [f"Normal_Videos_{i:03d}_x264" for i in range(6)]
+
+
 def write_peer_corpus(root: Path, dim: int = 16, snippets: int = 12) -> dict[str, Path]:
     """Peer-format feature sets: a clean one per format, and RTFM lists with bad members."""
     rng = np.random.default_rng(0)
-    names = [f"Abuse{i:03d}_x264" for i in range(4)] + [f"Normal_Videos_{i:03d}_x264" for i in range(6)]
+    names = PEER_NAMES
 
     def feats(*shape: int) -> np.ndarray:
         return rng.normal(size=shape).astype(np.float32)

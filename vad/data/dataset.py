@@ -78,8 +78,8 @@ def read_labels_csv(path: str | os.PathLike, default_split: str = "train") -> di
     for lineno, row in rows:
         name, label_text = row["name"], row["label"]
         where = f"{path}:{lineno}"
-        if not name:
-            raise VadError(f"{where}: empty video name")
+        if not name or any(ord(ch) < 32 for ch in name):
+            raise VadError(f"{where}: {'empty video name' if not name else 'control character in the video name'}")
         if name in first_line:
             raise VadError(f"{where}: video {one_line(name, 80)!r} is listed twice (first on line {first_line[name]})")
         if label_text not in ("0", "1"):

@@ -67,6 +67,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # one row per epoch: loss, val, seconds
     seconds_per_epoch: float = 0.0
     failed: dict[str, str] = field(default_factory=dict)  # feature file -> why that video was left out
+    notes: list[str] = field(default_factory=list)  # what the data loading inferred or left out
 
 
 def mil_loss(scores: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
@@ -275,4 +276,5 @@ def train_from_paths(features: str | os.PathLike, out_dir: str | os.PathLike, la
         val_gt = read_synth_gt(labels, "val").frames
     result = train_model(dataset, model_config, config, out_dir, val_gt, progress)
     result.failed.update(dataset.failed)
+    result.notes.extend(dataset.notes)
     return result
