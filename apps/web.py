@@ -164,11 +164,13 @@ def _kept_files(app) -> set[str]:
     return {str(f) for block in app.blocks.values() for f in getattr(block, "keep_in_cache", ())}
 
 
-def prune_work(work: Path, cache_dir: Path | None, keep: int = KEEP_REQUESTS, max_age_s: float = KEEP_SECONDS,
+def prune_work(work: Path, cache_dir: Path | None, keep: int | None = None, max_age_s: float | None = None,
                keep_files: set[str] = frozenset()) -> None:
     """Bound the server's disk use: per-request folders (``req-*``) beyond the newest ``keep`` or older than
     ``max_age_s`` are removed, and so are gradio's cache folders beyond ``CACHE_ENTRIES_PER_REQUEST`` times as
-    many (never one holding an example)."""
+    many (never one holding an example). Defaults: ``KEEP_REQUESTS`` and ``KEEP_SECONDS``."""
+    keep = KEEP_REQUESTS if keep is None else keep
+    max_age_s = KEEP_SECONDS if max_age_s is None else max_age_s
     _prune_folders(list(work.glob("req-*")), keep, max_age_s)
     if cache_dir is not None and cache_dir.is_dir():
         folders = [d for d in cache_dir.iterdir() if d.is_dir()
