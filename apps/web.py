@@ -173,13 +173,14 @@ def prune_work(work: Path, cache_dir: Path | None, keep: int | None = None, max_
     max_age_s = KEEP_SECONDS if max_age_s is None else max_age_s
     _prune_folders(list(work.glob("req-*")), keep, max_age_s)
     if cache_dir is not None and cache_dir.is_dir():
-        folders = [d for d in cache_dir.iterdir() if d.is_dir()
-                   and not any(str(f).startswith(str(d) + os.sep) for f in keep_files)]
-        _prune_folders(folders, keep * CACHE_ENTRIES_PER_REQUEST, max_age_s)
+        entries = [d for d in cache_dir.iterdir()  # hash folders of copies, and loose temp files
+                   if not any(f == str(d) or f.startswith(str(d) + os.sep) for f in keep_files)]
+        _prune_folders(entries, keep * CACHE_ENTRIES_PER_REQUEST, max_age_s)
 
 
 def _prune_folders(folders: list[Path], keep: int, max_age_s: float) -> None:
-    """Remove the folders beyond the newest ``keep`` (by modification time) and those older than ``max_age_s``."""
+    """Remove the folders (or files) beyond the newest ``keep`` by modification time, and those older than
+    ``max_age_s``."""
     now = time.time()
     aged = []
     for folder in folders:
@@ -188,7 +189,10 @@ def _prune_folders(folders: list[Path], keep: int, max_age_s: float) -> None:
     aged.sort(reverse=True)
     for i, (mtime, folder) in enumerate(aged):
         if i >= keep or now - mtime > max_age_s:
-            shutil.rmtree(folder, ignore_errors=True)
+            if folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                folder.unlink(missing_ok=True)
 
 
 def close_app(app) -> None:
