@@ -135,7 +135,7 @@ def _extract(run: Run) -> int:
     report = extract_videos(run.args.inputs, run.args.out, config, progress=not run.quiet)
     print(f"extract: {len(report.written)} written, {len(report.skipped)} already done, "
           f"{len(report.failed)} failed -> {report.out_dir}")
-    return report_failures(report.failed, report.notes)
+    return report_failures(report.failed, getattr(report, "notes", ()))
 
 
 @verb("train", "train the anomaly model with video-level labels",
@@ -152,7 +152,7 @@ def _train(run: Run) -> int:
                               run.configs["train"], a.val_fraction, progress=not run.quiet)
     print(f"train: best epoch {result.best_epoch}, val {result.val_metric} {result.best_val:.4f}, "
           f"{result.model.num_parameters():,} parameters, {result.seconds_per_epoch:.2f} s/epoch -> {a.out}")
-    return report_failures(result.failed, result.notes)
+    return report_failures(getattr(result, "failed", {}), getattr(result, "notes", ()))
 
 
 @verb("eval", "frame AUC, AP, FAR and per-class AUC of a trained model", {},
@@ -178,7 +178,7 @@ def _eval(run: Run) -> int:
     out = a.out or f"{a.model}/eval-{a.split}.json"
     write_json_atomic(out, result.report.to_dict())
     print(f"eval: metrics written to {out}")
-    return report_failures(result.failed)
+    return report_failures(getattr(result, "failed", {}))
 
 
 @verb("score", "score videos: per-video frame scores (CSV), segments (JSON), plot; resumable",
@@ -190,7 +190,7 @@ def _score(run: Run) -> int:
     report = score_videos(run.args.inputs, run.args.model, run.args.out, run.configs[""], progress=not run.quiet)
     print(f"score: {len(report.written)} scored, {len(report.skipped)} already done, {len(report.failed)} failed "
           f"-> {report.out_dir} (summary: {report.summary_path})")
-    return report_failures(report.failed, report.notes)
+    return report_failures(report.failed, getattr(report, "notes", ()))
 
 
 @verb("serve", "the web UI: upload a video, see its anomaly scores and segments", {"": "vad.engine.score:ScoreConfig"},

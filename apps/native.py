@@ -8,6 +8,7 @@ text is handed back so ``-v`` can show it.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import io
 import os
 import sys
@@ -42,6 +43,9 @@ def native_stderr_captured() -> Iterator[Captured]:
     if python_on_fd2:
         sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb", buffering=0), encoding=old_stderr.encoding,
                                       errors="backslashreplace", line_buffering=True, write_through=True)
+    crash_reports = faulthandler.is_enabled()
+    if crash_reports:  # a native crash is still reported on the terminal, not into the capture
+        faulthandler.enable(file=saved)
     try:
         yield result
     finally:
@@ -50,6 +54,8 @@ def native_stderr_captured() -> Iterator[Captured]:
         if python_on_fd2:
             sys.stderr = old_stderr
         os.dup2(saved, 2)
+        if crash_reports:
+            faulthandler.enable(file=2)
         os.close(saved)
         capture.seek(0)
         result.text = capture.read().decode("utf-8", "backslashreplace")

@@ -37,6 +37,7 @@ from vad.io import (
     fingerprint,
     one_line,
     printable,
+    read_text,
     write_json_atomic,
 )
 from vad.names import MANIFEST_FILE, TEXT_FILE
@@ -64,7 +65,7 @@ class ExtractConfig:
 
 def read_prompt_file(path: str | os.PathLike) -> tuple[str, ...]:
     """Prompts from a text file, one per line (blank lines and ``#`` comments ignored); the first is normal."""
-    lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()]
+    lines = [ln.strip() for ln in read_text(path, "prompt file").splitlines()]
     prompts = tuple(ln for ln in lines if ln and not ln.startswith("#"))
     if len(prompts) < 2:
         raise VadError(f"{path}: need at least two prompts (normal first, then anomaly classes)")
