@@ -28,6 +28,7 @@ CSS = "#segments-gallery .grid-container { grid-template-columns: repeat(auto-fi
 TABLE_HEADERS = ["#", "start", "end", "seconds", "peak", "mean", "best-matching prompt"]
 KEEP_REQUESTS = 32  # per-request output folders kept (the newest); older ones are removed
 KEEP_SECONDS = 3600.0  # ...and none older than this; gradio's copies of uploads and outputs age out the same way
+PRUNE_GRACE_S = 60.0  # nothing younger is removed: uploads waiting in the queue, outputs not yet downloaded
 CACHE_ENTRIES_PER_REQUEST = 16  # gradio cache folders one request may make (upload, player copy, outputs, gallery)
 _ABS_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:'\"]+/)+(?=[^\s/:'\"])")  # the folders of an absolute path
 
@@ -168,7 +169,8 @@ def prune_work(work: Path, cache_dir: Path | None, keep: int | None = None, max_
                keep_files: set[str] = frozenset()) -> None:
     """Bound the server's disk use: per-request folders (``req-*``) beyond the newest ``keep`` or older than
     ``max_age_s`` are removed, and so are gradio's cache folders beyond ``CACHE_ENTRIES_PER_REQUEST`` times as
-    many (never one holding an example). Defaults: ``KEEP_REQUESTS`` and ``KEEP_SECONDS``."""
+    many (never one holding an example); nothing younger than ``PRUNE_GRACE_S`` is removed, so a burst of requests
+    can exceed the count for that long. Defaults: ``KEEP_REQUESTS`` and ``KEEP_SECONDS``."""
     keep = KEEP_REQUESTS if keep is None else keep
     max_age_s = KEEP_SECONDS if max_age_s is None else max_age_s
     _prune_folders(list(work.glob("req-*")), keep, max_age_s)
@@ -181,14 +183,14 @@ def prune_work(work: Path, cache_dir: Path | None, keep: int | None = None, max_
 def _prune_folders(folders: list[Path], keep: int, max_age_s: float) -> None:
     """Remove the folders (or files) beyond the newest ``keep`` by modification time, and those older than
     ``max_age_s``."""
-    now = time.time()
+    now, grace = time.time(), min(PRUNE_GRACE_S, max_age_s)
     aged = []
     for folder in folders:
         with contextlib.suppress(OSError):
             aged.append((folder.stat().st_mtime, folder))
     aged.sort(reverse=True)
     for i, (mtime, folder) in enumerate(aged):
-        if i >= keep or now - mtime > max_age_s:
+        if now - mtime > max_age_s or i >= keep and now - mtime > grace:
             if folder.is_dir() and not folder.is_symlink():
                 shutil.rmtree(folder, ignore_errors=True)
             else:

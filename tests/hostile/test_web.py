@@ -34,8 +34,8 @@ def server(trained_model, tmp_path_factory):
     from vad.engine.score import ScoreConfig, Scorer
 
     work = tmp_path_factory.mktemp("serve-hostile")
-    old = web.KEEP_REQUESTS
-    web.KEEP_REQUESTS = KEEP
+    old = web.KEEP_REQUESTS, web.PRUNE_GRACE_S
+    web.KEEP_REQUESTS, web.PRUNE_GRACE_S = KEEP, 0.0
     saved_env = {k: os.environ.get(k) for k in ("GRADIO_TEMP_DIR", "VAD_SERVE_GRADIO_TEMP_DIR")}
     for key in saved_env:
         os.environ.pop(key, None)
@@ -44,7 +44,7 @@ def server(trained_model, tmp_path_factory):
     web.launch(app, "127.0.0.1", port, max_upload_mb=5, block=False, quiet=True)
     yield {"url": f"http://127.0.0.1:{port}/", "work": work, "app": app}
     web.close_app(app)
-    web.KEEP_REQUESTS = old
+    web.KEEP_REQUESTS, web.PRUNE_GRACE_S = old
     for key, value in saved_env.items():
         os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
@@ -114,8 +114,11 @@ def _tree_mb(root: Path) -> float:
 
 
 @pytest.mark.slow
-def test_load_three_rounds_of_thirty_concurrent_mixed_uploads(server, video_corpus):
+def test_load_three_rounds_of_thirty_concurrent_mixed_uploads(server, video_corpus, monkeypatch):
     """No good request fails; RSS grows < 300 MB after round 1; the work folder stays bounded."""
+    import apps.web as web
+
+    monkeypatch.setattr(web, "PRUNE_GRACE_S", 10.0)  # a burst keeps its files that long
     _, cases = video_corpus
     good = [c.path for c in cases if c.expect == "ok" and c.web][:6]
     bad = [c.path for c in cases if c.expect == "fail" and c.web][:4]
@@ -133,13 +136,17 @@ def test_load_three_rounds_of_thirty_concurrent_mixed_uploads(server, video_corp
             except AppError:
                 return "error"
 
-        with ThreadPoolExecutor(10) as pool:
+        with ThreadPoolExecutor(len(jobs)) as pool:  # every result fetched as soon as it is ready
             results = list(pool.map(outcome, [j for j, _ in jobs]))
         assert all(r == "ok" for r, (_, ok) in zip(results, jobs) if ok), results
         assert all(r == "error" for r, (_, ok) in zip(results, jobs) if not ok), results
         rss.append(_rss_mb())
         sizes.append(_tree_mb(server["work"]))
+        finished = time.perf_counter()
     assert max(rss) - rss[0] < 300, rss
-    assert len(list(server["work"].glob("req-*"))) <= KEEP + 30
     assert sizes[-1] < 50, sizes
+    time.sleep(max(0.0, web.PRUNE_GRACE_S - (time.perf_counter() - finished)))
+    assert _upload(client, good[0])[0] == "ok"  # the first request after the burst prunes it
+    assert len(list(server["work"].glob("req-*"))) <= KEEP + 1
+    assert len(list((server["work"] / "gradio-cache").iterdir())) <= (KEEP + 1) * web.CACHE_ENTRIES_PER_REQUEST
     assert time.perf_counter() - started < 60

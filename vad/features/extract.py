@@ -209,8 +209,8 @@ def extract_videos(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                    extractor: FeatureExtractor | None = None, progress: bool = True) -> ExtractReport:
     """Extract features of every video in ``inputs`` (files, directories, globs) into ``out_dir``.
 
-    Resumable: a video whose feature file exists and is recorded as done is skipped. Each output is written
-    atomically; a bad video is recorded in the manifest and the report, and the run goes on.
+    Resumable: a video whose feature file exists, is recorded as done and has the same content is skipped. Each
+    output is written atomically; a bad video is recorded in the manifest and the report, and the run goes on.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
