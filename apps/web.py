@@ -96,7 +96,8 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
         if not video:
             raise gr.Error("Upload a video or pick an example first.", print_exception=False)
         path = check_upload(video, max_upload_mb)
-        prune_work(work, cache_dir if cache_dir.is_relative_to(work) else None, keep_files=_kept_files(app))
+        prune_work(work, cache_dir if cache_dir.is_relative_to(work) else None,
+                   keep_files=_kept_files(app) | {str(Path(video).absolute())})  # examples, and this upload
         progress(0.0, desc="decoding and encoding snippets")
         cfg = SegmentConfig(threshold, default.min_gap_s, default.min_length_s)
         scored = scorer.score(path, cfg, progress=lambda done, total: progress(
@@ -187,7 +188,7 @@ def _prune_folders(folders: list[Path], keep: int, max_age_s: float) -> None:
     aged = []
     for folder in folders:
         with contextlib.suppress(OSError):
-            aged.append((folder.stat().st_mtime, folder))
+            aged.append((_last_used(folder), folder))
     aged.sort(reverse=True)
     for i, (mtime, folder) in enumerate(aged):
         if now - mtime > max_age_s or i >= keep and now - mtime > grace:
@@ -195,6 +196,15 @@ def _prune_folders(folders: list[Path], keep: int, max_age_s: float) -> None:
                 shutil.rmtree(folder, ignore_errors=True)
             else:
                 folder.unlink(missing_ok=True)
+
+
+def _last_used(entry: Path) -> float:
+    """Newest modification time of ``entry`` and its files: gradio touches a cached copy when it hands it out
+    again (the cache is content-addressed: one upload or output shared by several requests)."""
+    times = [entry.stat().st_mtime]
+    if entry.is_dir() and not entry.is_symlink():
+        times += [child.stat().st_mtime for child in entry.iterdir()]
+    return max(times)
 
 
 def close_app(app) -> None:
