@@ -91,12 +91,7 @@ def read_gt_npy(gt_file: str | os.PathLike, list_file: str | os.PathLike,
         raise GroundTruthError(f"{gt_file}: ground truth must be 1-D (frames), got shape {gt.shape}")
     if gt.size and not np.isin(gt, (0, 1)).all():
         raise GroundTruthError(f"{gt_file}: ground truth must hold only 0 and 1")
-    names: list[str] = []
-    for line in read_text(list_file, "list file", GroundTruthError).splitlines():
-        if line.strip():
-            name = video_name(line)
-            if name not in names:  # per-crop lists name a video several times
-                names.append(name)
+    names = _list_names(list_file)
     if not names:
         raise GroundTruthError(f"{list_file}: list file is empty")
     counts = _frame_counts(names, num_frames, str(list_file))
@@ -106,6 +101,15 @@ def read_gt_npy(gt_file: str | os.PathLike, list_file: str | os.PathLike,
     bounds = np.cumsum([0] + counts)
     frames = {n: gt[a:b].astype(np.uint8) for n, a, b in zip(names, bounds[:-1], bounds[1:])}
     return GroundTruth(frames, {n: _class_of(n, g) for n, g in frames.items()})
+
+
+def _list_names(list_file: Path) -> list[str]:
+    """Video names of a list file in order, once each (per-crop lists name a video several times)."""
+    names: list[str] = []
+    for line in read_text(list_file, "list file", GroundTruthError).splitlines():
+        if line.strip() and video_name(line) not in names:
+            names.append(video_name(line))
+    return names
 
 
 def parse_ucf_annotations(path: str | os.PathLike) -> dict[str, tuple[str, list[tuple[int, int]]]]:
