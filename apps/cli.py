@@ -97,10 +97,16 @@ TRAIN_SHORTCUTS = {"--epochs": "train.epochs", "--lr": "train.lr", "--patience":
                    "--attention": "model.attention"}
 
 
-def report_failures(failed: dict[str, str]) -> int:
-    """Name each failed input on stderr; the exit code for a run that finished."""
-    for reason in failed.values():
-        print(f"vad: failed: {reason}", file=sys.stderr)
+def report_failures(failed: dict[str, str], notes: Sequence[str] = ()) -> int:
+    """Name each failed input on stderr (one line each), after the run's notes; the exit code for a run that
+    finished."""
+    from vad.io import one_line
+
+    for note in notes:
+        print(f"vad: note: {one_line(note)}", file=sys.stderr)
+    for path, reason in failed.items():
+        shown, reason = one_line(path), one_line(reason)
+        print(f"vad: failed: {reason if shown in reason else f'{shown}: {reason}'}", file=sys.stderr)
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
@@ -129,7 +135,7 @@ def _extract(run: Run) -> int:
     report = extract_videos(run.args.inputs, run.args.out, config, progress=not run.quiet)
     print(f"extract: {len(report.written)} written, {len(report.skipped)} already done, "
           f"{len(report.failed)} failed -> {report.out_dir}")
-    return report_failures(report.failed)
+    return report_failures(report.failed, getattr(report, "notes", ()))
 
 
 @verb("train", "train the anomaly model with video-level labels",
@@ -151,7 +157,7 @@ def _train(run: Run) -> int:
     print(f"train: best epoch {result.best_epoch}, val {result.val_metric} {result.best_val:.4f}, "
           f"{result.model.num_parameters():,} parameters, {result.seconds_per_epoch:.2f} s/epoch -> {a.out}")
     print(f"train: threshold {stored_threshold(read_model_info(a.out)).description}")
-    return EXIT_OK
+    return report_failures(getattr(result, "failed", {}), getattr(result, "notes", ()))
 
 
 @verb("fit-normal", "fit a one-class model on normal videos only: no labels, thresholds from held-out videos",
@@ -200,7 +206,7 @@ def _eval(run: Run) -> int:
     out = a.out or f"{a.model}/eval-{a.split}.json"
     write_json_atomic(out, result.report.to_dict())
     print(f"eval: metrics written to {out}")
-    return EXIT_OK
+    return report_failures(getattr(result, "failed", {}))
 
 
 @verb("score", "score videos: per-video frame scores (CSV), segments (JSON), plot; resumable",
@@ -220,7 +226,7 @@ def _score(run: Run) -> int:
     print(f"score: threshold {report.threshold}")
     print(f"score: {len(report.written)} scored, {len(report.skipped)} already done, {len(report.failed)} failed "
           f"-> {report.out_dir} (summary: {report.summary_path})")
-    return report_failures(report.failed)
+    return report_failures(report.failed, getattr(report, "notes", ()))
 
 
 @verb("serve", "the web UI: upload a video, see its anomaly scores and segments", {"": "vad.engine.score:ScoreConfig"},
@@ -352,19 +358,29 @@ def parse(argv: list[str]) -> tuple[str, Any, dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``vad`` console script."""
+    """Entry point of the ``vad`` console script. Decoder noise on descriptor 2 is captured (shown with -v)."""
+    from apps.native import native_stderr_captured
+
     found, argv = split_globals(sys.argv[1:] if argv is None else argv)
+    with native_stderr_captured() as native:
+        code = _main(found, argv)
+    if "verbose" in found and native.text.strip():
+        print("vad: what the decoders said:\n" + native.text.rstrip(), file=sys.stderr)
+    return code
+
+
+def _main(found: set[str], argv: list[str]) -> int:
+    """:func:`main` inside the capture: parse, run the verb, turn errors into exit codes."""
+    from vad.io import one_line
+
     logging.basicConfig(level=logging.INFO if "verbose" in found else logging.WARNING, format="vad: %(message)s")
     try:
         name, ns, configs = parse(argv)
         return VERBS[name].run(Run(ns, configs, quiet="quiet" in found))
     except SystemExit as exc:  # --help, --version, --print-config
         return EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    except UsageError as exc:
-        print(f"vad: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except VadError as exc:
-        print(f"vad: error: {exc}", file=sys.stderr)
+    except (UsageError, VadError) as exc:
+        print(f"vad: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("vad: interrupted (finished outputs are kept; run again to resume)", file=sys.stderr)

@@ -3,11 +3,14 @@ library object ``vad score`` uses; this module only lays out components and turn
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,13 +18,24 @@ from vad.engine.report import segment_thumbnails
 from vad.engine.score import ScoreConfig, ScoredVideo, Scorer, check_upload
 from vad.engine.segments import SegmentConfig
 from vad.errors import VadError
-from vad.features.video import VIDEO_EXTENSIONS
+from vad.features.inputs import VIDEO_EXTENSIONS
+from vad.io import one_line, printable
 
 log = logging.getLogger(__name__)
 CONCURRENCY = 2  # requests worked on at once; scoring itself is serialised by the Scorer (one backbone)
 # gradio lays a gallery of one item out as one full-width square: keep thumbnails thumbnail-sized
 CSS = "#segments-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(160px, 200px)) !important; }"
 TABLE_HEADERS = ["#", "start", "end", "seconds", "peak", "mean", "best-matching prompt"]
+KEEP_REQUESTS = 32  # per-request output folders kept (the newest); older ones are removed
+KEEP_SECONDS = 3600.0  # ...and none older than this; gradio's copies of uploads and outputs age out the same way
+PRUNE_GRACE_S = 60.0  # nothing younger is removed: uploads waiting in the queue, outputs not yet downloaded
+CACHE_ENTRIES_PER_REQUEST = 16  # gradio cache folders one request may make (upload, player copy, outputs, gallery)
+_ABS_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:'\"]+/)+(?=[^\s/:'\"])")  # the folders of an absolute path
+
+
+def hide_paths(message: str) -> str:
+    """``message`` with every absolute path cut to its base name (the server's folders are not the user's)."""
+    return _ABS_PATH.sub("", message)
 
 
 def _ui_errors(fn: Callable) -> Callable:
@@ -35,10 +49,11 @@ def _ui_errors(fn: Callable) -> Callable:
         except gr.Error:
             raise
         except VadError as exc:
-            raise gr.Error(str(exc), print_exception=False) from exc
+            raise gr.Error(hide_paths(one_line(str(exc))), print_exception=False) from exc
         except Exception as exc:  # a bug or an unexpected file: this request fails, the server keeps serving
             log.exception("request failed")
-            raise gr.Error(f"scoring failed ({type(exc).__name__}: {str(exc)[:200]})", print_exception=False) from exc
+            raise gr.Error(hide_paths(one_line(f"scoring failed ({type(exc).__name__}: {exc})", 240)),
+                           print_exception=False) from exc
     return wrapper
 
 
@@ -52,10 +67,10 @@ def _views(scorer: Scorer, scored: ScoredVideo, out_dir: Path) -> tuple:
     rows = [[i + 1, f"{s.start_s:.2f} s", f"{s.end_s:.2f} s", round(s.duration_s, 2), round(s.peak_score, 3),
              round(s.mean_score, 3), s.prompt or "–"] for i, s in enumerate(segs)]
     fr = scored.scores.frames
-    status = (f"**{scored.name}** · {len(fr) / scored.scores.fps:.1f} s · max score **{fr.max():.3f}** · "
+    status = (f"**{printable(scored.name)}** · {scored.scores.duration_s:.1f} s · max score **{fr.max():.3f}** · "
               f"**{len(segs)}** abnormal segment(s) at threshold {label}"
               f" · scored in {scored.seconds:.1f} s")
-    summary = {"video": scored.name, "max_score": round(float(fr.max()), 4), "num_frames": len(fr),
+    summary = {"video": printable(scored.name), "max_score": round(float(fr.max()), 4), "num_frames": len(fr),
                "fps": scored.scores.fps, "threshold": scored.config.threshold, "threshold_source": label,
                "segments": [s.to_dict() for s in segs]}
     return (score_figure(scored.scores, segs, scored.config.threshold, threshold_label=label), status, rows,
@@ -68,8 +83,12 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
     """The Gradio Blocks app over a loaded :class:`Scorer`."""
     import gradio as gr
 
+    owned = work_dir is None
     work = Path(work_dir or tempfile.mkdtemp(prefix="vad-serve-"))
     work.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("GRADIO_TEMP_DIR", "") in ("", os.environ.get("VAD_SERVE_GRADIO_TEMP_DIR")):
+        os.environ["GRADIO_TEMP_DIR"] = os.environ["VAD_SERVE_GRADIO_TEMP_DIR"] = str(work / "gradio-cache")
+    cache_dir = Path(os.environ["GRADIO_TEMP_DIR"])  # uploads and gradio's copies: under ``work`` unless set
     default = scorer.config.segments
 
     @_ui_errors
@@ -78,6 +97,8 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
         if not video:
             raise gr.Error("Upload a video or pick an example first.", print_exception=False)
         path = check_upload(video, max_upload_mb)
+        prune_work(work, cache_dir if cache_dir.is_relative_to(work) else None,
+                   keep_files=_kept_files(app) | {str(Path(video).absolute())})  # examples, and this upload
         progress(0.0, desc="decoding and encoding snippets")
         cfg = SegmentConfig(threshold, default.min_gap_s, default.min_length_s)
         scored = scorer.score(path, cfg, progress=lambda done, total: progress(
@@ -94,7 +115,8 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
         scored = ScoredVideo(old.path, old.scores, scorer.segments(old.scores, cfg), cfg, old.seconds)
         return (*_views(scorer, scored, Path(state["out"])), {"scored": scored, "out": state["out"]})
 
-    with gr.Blocks(title="vadgraph · video anomaly detection", analytics_enabled=False) as app:
+    with gr.Blocks(title="vadgraph · video anomaly detection", analytics_enabled=False,
+                   delete_cache=(600, int(KEEP_SECONDS))) as app:
         gr.Markdown(f"## vadgraph · video anomaly detection\n"
                     f"Upload a video (≤ {max_upload_mb:.0f} MB) or pick an example, then **Score**. "
                     f"Model: {scorer.describe()}.")
@@ -137,7 +159,62 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
                           show_progress="minimal")
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     app.vad_work_dir = work  # where request outputs live (allowed for download)
+    app.vad_owns_work_dir = owned  # removed by close_app
     return app
+
+
+def _kept_files(app) -> set[str]:
+    """Files gradio must keep (the examples)."""
+    return {str(f) for block in app.blocks.values() for f in getattr(block, "keep_in_cache", ())}
+
+
+def prune_work(work: Path, cache_dir: Path | None, keep: int | None = None, max_age_s: float | None = None,
+               keep_files: set[str] = frozenset()) -> None:
+    """Bound the server's disk use: per-request folders (``req-*``) beyond the newest ``keep`` or older than
+    ``max_age_s`` are removed, and so are gradio's cache folders beyond ``CACHE_ENTRIES_PER_REQUEST`` times as
+    many (never one holding an example); nothing younger than ``PRUNE_GRACE_S`` is removed, so a burst of requests
+    can exceed the count for that long. Defaults: ``KEEP_REQUESTS`` and ``KEEP_SECONDS``."""
+    keep = KEEP_REQUESTS if keep is None else keep
+    max_age_s = KEEP_SECONDS if max_age_s is None else max_age_s
+    _prune_folders(list(work.glob("req-*")), keep, max_age_s)
+    if cache_dir is not None and cache_dir.is_dir():
+        entries = [d for d in cache_dir.iterdir()  # hash folders of copies, and loose temp files
+                   if not any(f == str(d) or f.startswith(str(d) + os.sep) for f in keep_files)]
+        _prune_folders(entries, keep * CACHE_ENTRIES_PER_REQUEST, max_age_s)
+
+
+def _prune_folders(folders: list[Path], keep: int, max_age_s: float) -> None:
+    """Remove the folders (or files) beyond the newest ``keep`` by modification time, and those older than
+    ``max_age_s``."""
+    now, grace = time.time(), min(PRUNE_GRACE_S, max_age_s)
+    aged = []
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            aged.append((_last_used(folder), folder))
+    aged.sort(reverse=True)
+    for i, (mtime, folder) in enumerate(aged):
+        if now - mtime > max_age_s or i >= keep and now - mtime > grace:
+            if folder.is_dir() and not folder.is_symlink():
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                folder.unlink(missing_ok=True)
+
+
+def _last_used(entry: Path) -> float:
+    """Newest modification time of ``entry`` and its files: gradio touches a cached copy when it hands it out
+    again (the cache is content-addressed: one upload or output shared by several requests)."""
+    times = [entry.stat().st_mtime]
+    if entry.is_dir() and not entry.is_symlink():
+        times += [child.stat().st_mtime for child in entry.iterdir()]
+    return max(times)
+
+
+def close_app(app) -> None:
+    """Stop the server and remove its work folder (request outputs, uploads) if the app made it."""
+    with contextlib.suppress(Exception):
+        app.close()
+    if getattr(app, "vad_owns_work_dir", False):
+        shutil.rmtree(app.vad_work_dir, ignore_errors=True)
 
 
 def launch(app, host: str = "127.0.0.1", port: int = 7860, max_upload_mb: float = 200.0, block: bool = True,
@@ -167,4 +244,10 @@ def serve(model_dir: str | os.PathLike, config: ScoreConfig | None = None, host:
     examples = [e if Path(e).resolve().is_relative_to(work.resolve()) else shutil.copy(e, work) for e in examples]
     print(f"vad serve: {scorer.describe()}\nvad serve: open http://{host}:{port}")
     app = build_app(scorer, examples, max_upload_mb, work)
-    return launch(app, host, port, max_upload_mb, block)
+    app.vad_owns_work_dir = True  # made above: removed when the server stops
+    if not block:
+        return launch(app, host, port, max_upload_mb, block)
+    try:
+        return launch(app, host, port, max_upload_mb, block)
+    finally:
+        close_app(app)

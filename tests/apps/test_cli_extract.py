@@ -19,7 +19,7 @@ def test_extract_good_and_bad_exits_1_naming_bad(tmp_path, tiny_checkpoint, bad_
     err = capsys.readouterr().err
     assert code == 1
     assert "notes.mp4" in err and "ok.mp4" not in err
-    assert (tmp_path / "f" / "ok.npz").exists()
+    assert (tmp_path / "f" / "videos" / "ok.npz").exists()
 
 
 def test_extract_all_good_exits_0(tmp_path, tiny_checkpoint, capsys):

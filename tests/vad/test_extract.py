@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import opencv_doc_video, write_video
 from vad.errors import FeatureError, VadError
 from vad.features.extract import ExtractConfig, FeatureExtractor, extract_videos, read_prompt_file
-from vad.features.store import VideoFeatures, load_feature_dir
+from vad.features.store import VideoFeatures, feature_path, load_feature_dir
 from vad.features.video import SnippetConfig
 
 
@@ -82,10 +82,10 @@ def test_batch_run_with_good_and_bad_files_then_resume(extractor, tmp_path, bad_
     feats, text = load_feature_dir(out)
     assert set(feats) == {"good1", "good2"} and text.embeddings.shape == (14, 64)
 
-    mtime = (out / "good1.npz").stat().st_mtime_ns
+    mtime = feature_path(out, "good1").stat().st_mtime_ns
     again = extract_videos([videos], out, extractor.config, extractor=extractor, progress=False)
     assert sorted(again.skipped) == ["good1", "good2"] and not again.written
-    assert (out / "good1.npz").stat().st_mtime_ns == mtime
+    assert feature_path(out, "good1").stat().st_mtime_ns == mtime
 
 
 def test_interrupted_write_leaves_no_partial_file(extractor, video_file, tmp_path, monkeypatch):

@@ -15,7 +15,6 @@ names): pass ``num_abnormal`` (RTFM lists put the abnormal videos first) or take
 """
 from __future__ import annotations
 
-import csv
 import glob
 import os
 import re
@@ -26,7 +25,8 @@ from typing import Literal
 import numpy as np
 
 from vad.errors import FeatureError
-from vad.features.store import VideoFeatures, VideoMeta
+from vad.features.store import VIDEO_DIR, VideoFeatures, VideoMeta
+from vad.io import read_csv_table, read_text
 from vad.names import MANIFEST_FILE
 
 PEER_SNIPPET_LEN = 16  # frames per snippet in all three projects' published features
@@ -112,24 +112,51 @@ def _load_npy(path: Path, ndim: int, what: str) -> np.ndarray:
     except Exception as exc:  # bad header, pickled object array, truncated file
         raise FeatureError(f"{path}: not a readable .npy ({type(exc).__name__}: {exc})") from exc
     if arr.ndim != ndim or 0 in arr.shape:
-        raise FeatureError(f"{path}: {what} features must have {ndim} non-empty dims, got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise FeatureError(f"{path}: {what} features must be numeric, got dtype {arr.dtype}")
+        hint = ""
+        if ndim == 3 and arr.ndim == 2:
+            hint = ("; a 2-D file holds one crop (T, D): per-crop files are named <Name>__<k>.npy and read with "
+                    "--format urdmu")
+        raise FeatureError(f"{path}: {what} features must have {ndim} non-empty dims, got shape {arr.shape}{hint}")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise FeatureError(f"{path}: {what} features must be real numbers, got dtype {arr.dtype}")
     return arr
 
 
 def _make(name: str, clip: np.ndarray, fmt: str, path: Path | str = "") -> VideoFeatures:
-    """Wrap a ``(T, D)`` array as clip-level ``VideoFeatures`` of a peer format."""
+    """Wrap a ``(T, D)`` array as clip-level ``VideoFeatures`` of a peer format (bad values name the file)."""
     meta = VideoMeta(name=name, path=str(path), num_frames=int(clip.shape[0]) * PEER_SNIPPET_LEN,
                      snippet_len=PEER_SNIPPET_LEN, backbone=fmt, source_format=fmt)
-    return VideoFeatures(clip=clip.astype(np.float32), meta=meta)
+    with np.errstate(all="ignore"):
+        clip = clip.astype(np.float32)
+    try:
+        return VideoFeatures(clip=clip, meta=meta)
+    except FeatureError as exc:
+        raise FeatureError(f"{path}: {exc}") from None
+
+
+def _each(items, read, failed: dict[str, str] | None, where: str) -> list:
+    """``[read(item)]`` for the items that can be read; with ``failed`` given, a ``FeatureError`` records the item
+    (``where(item)`` → reason) and the rest go on, else it is raised."""
+    out = []
+    for item in items:
+        try:
+            out.append(read(item))
+        except FeatureError as exc:
+            if failed is None:
+                raise
+            failed[where(item)] = str(exc)
+    if not out and failed:
+        raise FeatureError(f"no video can be read ({len(failed)} failed, first: {next(iter(failed.values()))})")
+    return out
 
 
 def _read_list(list_file: Path) -> list[str]:
     """Non-empty, stripped lines of a list file."""
     if not list_file.is_file():
         raise FeatureError(f"{list_file}: list file not found")
-    lines = [ln.strip() for ln in list_file.read_text(encoding="utf-8").splitlines()]
+    if list_file.suffix.lower() in (".npy", ".npz"):
+        return [str(list_file)]  # one feature file given directly: a list of one
+    lines = [ln.strip() for ln in read_text(list_file, "list file", FeatureError).splitlines()]
     lines = [ln for ln in lines if ln]
     if not lines:
         raise FeatureError(f"{list_file}: list file is empty")
@@ -150,16 +177,15 @@ def _resolve(entry: str, list_file: Path, root: str | os.PathLike | None) -> Pat
     return candidate
 
 
-def _labels(items: list[tuple[str, Path, np.ndarray]], fmt: str, num_abnormal: int | None
-            ) -> list[LabelledFeatures]:
-    """Attach labels: the first ``num_abnormal`` are abnormal when given, else the name's convention."""
+def _labels(items: list[tuple[int, str, Path, VideoFeatures]], num_abnormal: int | None) -> list[LabelledFeatures]:
+    """Attach labels: the first ``num_abnormal`` list entries are abnormal when given, else the name's convention."""
     out = []
-    for i, (name, path, clip) in enumerate(items):
+    for i, name, _path, feats in items:
         label, cls = infer_label_class(name)
         if num_abnormal is not None:
             label = int(i < num_abnormal)
             cls = cls if label else "Normal"
-        out.append(LabelledFeatures(_make(name, clip, fmt, path), label, cls))
+        out.append(LabelledFeatures(feats, label, cls))
     return out
 
 
@@ -173,7 +199,7 @@ def _pick_crop(arr: np.ndarray, crop: Crop, path: Path) -> np.ndarray:
 
 
 def read_rtfm(list_file: str | os.PathLike, root: str | os.PathLike | None = None, crop: Crop = "mean",
-              num_abnormal: int | None = None) -> list[LabelledFeatures]:
+              num_abnormal: int | None = None, failed: dict[str, str] | None = None) -> list[LabelledFeatures]:
     """RTFM: a list of per-video ``.npy`` files of shape ``(T, C, D)`` (C crops) → clip features ``(T, D)``.
 
     Args:
@@ -181,14 +207,16 @@ def read_rtfm(list_file: str | os.PathLike, root: str | os.PathLike | None = Non
         root: folder the paths are relative to (default: the list file's folder).
         crop: ``"mean"`` over the C crops, or one crop index.
         num_abnormal: the first ``num_abnormal`` entries are abnormal (for names without a convention).
+        failed: if given, unreadable videos are recorded here (path → reason) and left out instead of raising.
     """
     list_file = Path(list_file)
-    items = []
-    for entry in _read_list(list_file):
-        path = _resolve(entry, list_file, root)
-        arr = _load_npy(path, 3, "RTFM (T, crops, D)")
-        items.append((video_name(path), path, _pick_crop(arr, crop, path)))
-    return _labels(items, "rtfm", num_abnormal)
+    paths = [(i, _resolve(entry, list_file, root)) for i, entry in enumerate(_read_list(list_file))]
+
+    def read(item: tuple[int, Path]) -> tuple[int, str, Path, VideoFeatures]:
+        i, path = item
+        clip = _pick_crop(_load_npy(path, 3, "RTFM (T, crops, D)"), crop, path)
+        return i, video_name(path), path, _make(video_name(path), clip, "rtfm", path)
+    return _labels(_each(paths, read, failed, lambda item: str(item[1])), num_abnormal)
 
 
 def _crop_files(stem_path: Path) -> dict[int, Path]:
@@ -224,7 +252,8 @@ def _read_crops(name: str, files: dict[int, Path], crop: Crop, crops: int | None
 
 
 def read_urdmu(source: str | os.PathLike, root: str | os.PathLike | None = None, crop: Crop = "mean",
-               crops: int | None = None, num_abnormal: int | None = None) -> list[LabelledFeatures]:
+               crops: int | None = None, num_abnormal: int | None = None, failed: dict[str, str] | None = None
+               ) -> list[LabelledFeatures]:
     """UR-DMU / PEL4VAD: per-crop files ``<Name>__<k>.npy`` of shape ``(T, D)`` → clip features ``(T, D)``.
 
     Args:
@@ -252,15 +281,17 @@ def read_urdmu(source: str | os.PathLike, root: str | os.PathLike | None = None,
             name = m.group("name") if m else stem
             folder = path.parent if path.parent.exists() else Path(root) if root is not None else source.parent
             stems.setdefault(name, folder / name)
-    items = []
-    for name, stem_path in stems.items():
-        clip = _read_crops(name, _crop_files(stem_path), crop, crops, str(source))
-        items.append((name, stem_path.parent / f"{name}__*.npy", clip))
-    return _labels(items, "urdmu", num_abnormal)
+    def read(item: tuple[int, tuple[str, Path]]) -> tuple[int, str, Path, VideoFeatures]:
+        i, (name, stem_path) = item
+        path = stem_path.parent / f"{name}__*.npy"
+        return i, name, path, _make(name, _read_crops(name, _crop_files(stem_path), crop, crops, str(source)),
+                                    "urdmu", path)
+    return _labels(_each(list(enumerate(stems.items())), read, failed,
+                         lambda item: str(item[1][1].parent / f"{item[1][0]}__*.npy")), num_abnormal)
 
 
-def read_vadclip_csv(csv_file: str | os.PathLike, root: str | os.PathLike | None = None, crop: Crop = "mean"
-                     ) -> list[LabelledFeatures]:
+def read_vadclip_csv(csv_file: str | os.PathLike, root: str | os.PathLike | None = None, crop: Crop = "mean",
+                     failed: dict[str, str] | None = None) -> list[LabelledFeatures]:
     """VadCLIP: a CSV with ``path,label`` columns, one row per crop file ``(T, 512)`` → clip features ``(T, D)``.
 
     Rows of one video (``<Name>__<k>.npy``) are grouped in first-seen order; ``label`` gives the class (``Normal``
@@ -269,18 +300,12 @@ def read_vadclip_csv(csv_file: str | os.PathLike, root: str | os.PathLike | None
     csv_file = Path(csv_file)
     if not csv_file.is_file():
         raise FeatureError(f"{csv_file}: CSV file not found")
-    with open(csv_file, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        fields = [f.strip() for f in (reader.fieldnames or [])]
-        missing = [c for c in ("path", "label") if c not in fields]
-        if missing:
-            raise FeatureError(f"{csv_file}: VadCLIP CSV needs columns path,label; missing {','.join(missing)}")
-        rows = [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in reader]
+    _, rows = read_csv_table(csv_file, ("path", "label"), "VadCLIP CSV", FeatureError)
     if not rows:
         raise FeatureError(f"{csv_file}: CSV has no rows")
     videos: dict[str, tuple[dict[int, Path], str]] = {}
-    for lineno, row in enumerate(rows, 2):
-        if not row.get("path"):
+    for lineno, row in rows:
+        if not row["path"]:
             raise FeatureError(f"{csv_file}:{lineno}: empty path")
         path = _resolve(row["path"], csv_file, root)
         stem = path.name.removesuffix(".npy")
@@ -288,8 +313,9 @@ def read_vadclip_csv(csv_file: str | os.PathLike, root: str | os.PathLike | None
         name, k = (m.group("name"), int(m.group("crop"))) if m else (stem, 0)
         files, label_text = videos.setdefault(name, ({}, row["label"]))
         files[k] = path
-    out = []
-    for name, (files, label_text) in videos.items():
+
+    def read(item: tuple[str, tuple[dict[int, Path], str]]) -> LabelledFeatures:
+        name, (files, label_text) = item
         if crop == "mean":
             arrays = [_load_npy(files[k], 2, "VadCLIP (T, D)") for k in sorted(files)]
             if len({a.shape for a in arrays}) != 1:
@@ -300,17 +326,16 @@ def read_vadclip_csv(csv_file: str | os.PathLike, root: str | os.PathLike | None
                 raise FeatureError(f"{csv_file}: video {name} has no crop {crop!r} listed")
             clip = _load_npy(files[int(crop)], 2, "VadCLIP (T, D)")
         label, cls = _label_from_text(label_text)
-        if not cls:
-            cls = infer_label_class(name)[1]
-        out.append(LabelledFeatures(_make(name, clip, "vadclip", files[min(files)]), label, cls))
-    return out
+        return LabelledFeatures(_make(name, clip, "vadclip", files[min(files)]), label,
+                                cls or infer_label_class(name)[1])
+    return _each(list(videos.items()), read, failed, lambda item: str(item[1][0][min(item[1][0])]))
 
 
 def detect_format(path: str | os.PathLike) -> str:
     """Which format a path holds: ``vadgraph`` | ``rtfm`` | ``urdmu`` | ``vadclip``; FeatureError if none."""
     path = Path(path)
     if path.is_dir():
-        if (path / MANIFEST_FILE).is_file() or any(path.glob("*.npz")):
+        if (path / MANIFEST_FILE).is_file() or any(path.glob("*.npz")) or any(path.glob(f"{VIDEO_DIR}/*.npz")):
             return "vadgraph"
         if any(_CROP_RE.match(p.stem) for p in path.glob("*__*.npy")):
             return "urdmu"
@@ -318,30 +343,24 @@ def detect_format(path: str | os.PathLike) -> str:
     if not path.is_file():
         raise FeatureError(f"{path}: not found")
     if path.suffix.lower() == ".csv":
-        header = path.read_text(encoding="utf-8").splitlines()[:1]
-        if header and {"path", "label"} <= {c.strip() for c in header[0].split(",")}:
+        header = read_text(path, "CSV file", FeatureError).splitlines()[:1]
+        if header and {"path", "label"} <= {c.strip() for c in header[0].replace(";", ",").split(",")}:
             return "vadclip"
         raise FeatureError(f"{path}: CSV without path,label columns is not a VadCLIP feature list")
     if path.suffix.lower() == ".npz":
         return "vadgraph"
     if path.suffix.lower() == ".npy":
-        return "rtfm" if np.load(path, mmap_mode="r", allow_pickle=False).ndim == 3 else "urdmu"
-    first = _read_list(path)[0]
-    stem = Path(first).name
-    if _CROP_RE.match(stem.removesuffix(".npy")) or not stem.endswith(".npy"):
+        return "urdmu" if _CROP_RE.match(path.stem) else "rtfm"
+    first = Path(_read_list(path)[0]).name
+    if _CROP_RE.match(first.removesuffix(".npy")) or not first.endswith(".npy"):
         return "urdmu"
-    target = _resolve(first, path, None)
-    if target.is_file():
-        try:
-            ndim = np.load(target, mmap_mode="r", allow_pickle=False).ndim
-        except Exception as exc:
-            raise FeatureError(f"{target}: not a readable .npy ({type(exc).__name__})") from exc
-        return "rtfm" if ndim == 3 else "urdmu"
-    return "rtfm"  # per-video .npy entries: RTFM's convention
+    return "rtfm"  # per-video .npy entries: RTFM's convention (a 2-D file is reported as such when read)
 
 
 def read_peer_features(path: str | os.PathLike, fmt: str = "auto", **kwargs) -> list[LabelledFeatures]:
-    """Read a peer format (``rtfm`` | ``urdmu`` | ``vadclip`` or ``auto`` via :func:`detect_format`)."""
+    """Read a peer format (``rtfm`` | ``urdmu`` | ``vadclip`` or ``auto`` via :func:`detect_format`).
+
+    ``failed={}`` among ``kwargs`` collects unreadable videos instead of raising on the first."""
     fmt = detect_format(path) if fmt == "auto" else fmt
     readers = {"rtfm": read_rtfm, "urdmu": read_urdmu, "vadclip": read_vadclip_csv}
     if fmt not in readers:

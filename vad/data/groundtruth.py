@@ -16,6 +16,7 @@ import numpy as np
 
 from vad.data.formats import infer_label_class, video_name
 from vad.errors import GroundTruthError, SynthError
+from vad.io import one_line, read_text
 from vad.names import NORMAL_CLASS
 from vad.synth.benchmark import SPLITS, list_order, read_labels
 
@@ -90,12 +91,7 @@ def read_gt_npy(gt_file: str | os.PathLike, list_file: str | os.PathLike,
         raise GroundTruthError(f"{gt_file}: ground truth must be 1-D (frames), got shape {gt.shape}")
     if gt.size and not np.isin(gt, (0, 1)).all():
         raise GroundTruthError(f"{gt_file}: ground truth must hold only 0 and 1")
-    names: list[str] = []
-    for line in list_file.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            name = video_name(line)
-            if name not in names:  # per-crop lists name a video several times
-                names.append(name)
+    names = _list_names(list_file)
     if not names:
         raise GroundTruthError(f"{list_file}: list file is empty")
     counts = _frame_counts(names, num_frames, str(list_file))
@@ -107,22 +103,33 @@ def read_gt_npy(gt_file: str | os.PathLike, list_file: str | os.PathLike,
     return GroundTruth(frames, {n: _class_of(n, g) for n, g in frames.items()})
 
 
+def _list_names(list_file: Path) -> list[str]:
+    """Video names of a list file in order, once each (per-crop lists name a video several times)."""
+    names: list[str] = []
+    for line in read_text(list_file, "list file", GroundTruthError).splitlines():
+        if line.strip() and video_name(line) not in names:
+            names.append(video_name(line))
+    return names
+
+
 def parse_ucf_annotations(path: str | os.PathLike) -> dict[str, tuple[str, list[tuple[int, int]]]]:
     """Parse a UCF-style annotation file into ``name -> (class, [(start, end), ...])`` (``-1`` pairs dropped)."""
     path = Path(path)
     if not path.is_file():
         raise GroundTruthError(f"{path}: annotation file not found")
     out: dict[str, tuple[str, list[tuple[int, int]]]] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path, "annotation file", GroundTruthError).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
         if len(parts) < 4 or len(parts) % 2:
-            raise GroundTruthError(f"{path}:{lineno}: expected '<file>  <Class>  <start1>  <end1> ...', got {line!r}")
+            raise GroundTruthError(f"{path}:{lineno}: expected '<file>  <Class>  <start1>  <end1> ...', got "
+                                   f"{one_line(line, 120)!r}")
         try:
             nums = [int(x) for x in parts[2:]]
         except ValueError:
-            raise GroundTruthError(f"{path}:{lineno}: frame numbers must be integers, got {line!r}") from None
+            raise GroundTruthError(f"{path}:{lineno}: frame numbers must be integers, got {one_line(line, 120)!r}"
+                                   ) from None
         windows = []
         for s, e in zip(nums[::2], nums[1::2]):
             if s == -1 and e == -1:

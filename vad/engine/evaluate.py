@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -59,6 +59,7 @@ class EvalResult:
 
     report: EvalReport
     scores: dict[str, VideoScores]
+    failed: dict[str, str] = field(default_factory=dict)  # feature file -> why that video was left out
 
 
 def evaluate_model(loaded: LoadedModel, dataset: Dataset, split: str = "test",
@@ -70,6 +71,10 @@ def evaluate_model(loaded: LoadedModel, dataset: Dataset, split: str = "test",
     records = dataset.split(split) if split != "all" else list(dataset.records.values())
     if not records:
         raise VadError(f"no videos in split {split!r}")
+    want = loaded.model.config.feature_dim
+    if dataset.dim != want:
+        raise VadError(f"the features are {dataset.dim} wide, the model was trained on {want}-wide features "
+                       f"(made by another backbone or format)")
     gt = load_ground_truth(gt_source, records, None if split == "all" else split)
     scores = score_records(loaded.model, records, loaded.text, loaded.levels, device)
     chosen = stored_threshold(loaded.info, threshold)
@@ -84,4 +89,6 @@ def evaluate_dir(model_dir: str | os.PathLike, features: str | os.PathLike, labe
     """:func:`evaluate_model` from paths: the library call behind ``vad eval``."""
     loaded = load_checkpoint(model_dir, device)
     dataset = load_dataset(features, labels or gt_source.benchmark, fmt, val_fraction=0.0, default_split=split)
-    return evaluate_model(loaded, dataset, split, gt_source, threshold, device)
+    result = evaluate_model(loaded, dataset, split, gt_source, threshold, device)
+    result.failed.update(dataset.failed)
+    return result

@@ -10,6 +10,7 @@ import torch
 from vad.data.batch import collate
 from vad.data.dataset import VideoRecord
 from vad.engine.metrics import expand_to_frames
+from vad.errors import FeatureError
 from vad.features.store import VideoFeatures
 from vad.models.anomaly import AnomalyModel
 
@@ -29,6 +30,20 @@ class VideoScores:
     fps: float
     snippet_len: int
     best_prompt: np.ndarray
+    times: np.ndarray | None = None  # (T,) start of each frame in seconds for variable-frame-rate videos
+
+    def frame_times(self) -> np.ndarray:
+        """Start time of every frame in seconds, ``(T,)``: the container's for VFR videos, else ``i / fps``."""
+        if self.times is not None and len(self.times) == len(self.frames):
+            return self.times
+        return np.arange(len(self.frames)) / (self.fps if self.fps > 0 else 1.0)
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the video in seconds (the last frame lasts one average frame period)."""
+        t = self.frame_times()
+        last = t[-1] - t[-2] if self.times is not None and len(t) > 1 else 1.0 / (self.fps if self.fps > 0 else 1.0)
+        return float(t[-1] + last) if len(t) else 0.0
 
 
 def best_prompts(features: VideoFeatures, text: np.ndarray | None) -> np.ndarray:
@@ -46,9 +61,11 @@ def score_features(model: AnomalyModel, features: VideoFeatures, text: np.ndarra
     model.eval()
     batch = collate([features], levels, text).to(device)
     snippets = model(batch).scores[0].float().cpu().numpy()
+    if not np.isfinite(snippets).all():
+        raise FeatureError(f"{features.meta.name}: the model gives NaN scores for this video")
     frames = expand_to_frames(snippets, features.num_video_frames, features.meta.snippet_len)
     return VideoScores(features.meta.name, snippets, frames, features.meta.fps, features.meta.snippet_len,
-                       best_prompts(features, text))
+                       best_prompts(features, text), features.frame_times)
 
 
 def score_records(model: AnomalyModel, records: Sequence[VideoRecord], text: np.ndarray | None,

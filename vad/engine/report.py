@@ -10,6 +10,7 @@ import csv
 import io
 import math
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,19 +18,19 @@ import numpy as np
 
 from vad.engine.inference import VideoScores
 from vad.engine.segments import Segment, SegmentConfig
-from vad.io import atomic_path, write_json_atomic, write_text_atomic
+from vad.io import atomic_path, printable, write_json_atomic, write_text_atomic
 from vad.names import SUMMARY_FILE
 
-SUMMARY_COLUMNS = ("name", "path", "status", "max_score", "num_segments", "threshold", "duration_s", "error")
+SUMMARY_COLUMNS = ("name", "path", "status", "max_score", "num_segments", "threshold", "duration_s", "error",
+                   "video_fingerprint", "model", "settings")  # the last three decide whether a resumed run redoes it
 
 
 def scores_csv_text(scores: VideoScores) -> str:
-    """``frame,time_s,score`` rows, one per video frame."""
-    fps = scores.fps if scores.fps > 0 else 1.0
+    """``frame,time_s,score`` rows, one per video frame (times from the container for variable frame rates)."""
     buf = io.StringIO()
     buf.write("frame,time_s,score\n")
-    for i, s in enumerate(scores.frames):
-        buf.write(f"{i},{i / fps:.3f},{s:.6f}\n")
+    for i, (t, s) in enumerate(zip(scores.frame_times(), scores.frames)):
+        buf.write(f"{i},{t:.3f},{s:.6f}\n")
     return buf.getvalue()
 
 
@@ -43,9 +44,9 @@ def segments_document(scores: VideoScores, segments: Sequence[Segment], config: 
                       video_path: str = "", model: str = "") -> dict:
     """The content of ``NAME.segments.json``: the video, the settings and each segment."""
     return {
-        "video": scores.name, "path": str(video_path), "model": str(model),
+        "video": printable(scores.name), "path": printable(str(video_path)), "model": printable(str(model)),
         "fps": scores.fps, "num_frames": len(scores.frames), "snippet_len": scores.snippet_len,
-        "duration_s": round(len(scores.frames) / scores.fps, 3) if scores.fps > 0 else None,
+        "duration_s": round(scores.duration_s, 3), "variable_frame_rate": scores.times is not None,
         "threshold": config.threshold, "min_gap_s": config.min_gap_s, "min_length_s": config.min_length_s,
         "max_score": round(float(scores.frames.max()), 4),
         "frames": "0-based, start inclusive, end exclusive",
@@ -67,7 +68,7 @@ def score_figure(scores: VideoScores, segments: Sequence[Segment], threshold: fl
     from matplotlib.figure import Figure
 
     fps = scores.fps if scores.fps > 0 else 1.0
-    t = np.arange(len(scores.frames)) / fps
+    t = scores.frame_times()
     fig = Figure(figsize=(10, 3.4), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     if ground_truth is not None:
@@ -86,7 +87,7 @@ def score_figure(scores: VideoScores, segments: Sequence[Segment], threshold: fl
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("anomaly score")
-    ax.set_title(title or f"{scores.name}: {len(segments)} abnormal segment(s)", fontsize=10)
+    ax.set_title(printable(title or f"{scores.name}: {len(segments)} abnormal segment(s)"), fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
     return fig
@@ -94,7 +95,8 @@ def score_figure(scores: VideoScores, segments: Sequence[Segment], threshold: fl
 
 def save_figure(path: str | os.PathLike, fig) -> Path:
     """Save a figure as PNG atomically; returns ``path``."""
-    with atomic_path(path, suffix=".png") as tmp:
+    with atomic_path(path, suffix=".png") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "Glyph missing from font" for a video name in another script
         fig.savefig(tmp, format="png")
     return Path(path)
 

@@ -34,9 +34,9 @@ from vad.engine.report import (
 )
 from vad.engine.segments import Segment, SegmentConfig, find_segments
 from vad.errors import VadError, VideoError, WeightsError
-from vad.features.video import VIDEO_EXTENSIONS, find_videos
-from vad.io import RunReport
-from vad.models.checkpoint import LoadedModel, load_checkpoint
+from vad.features.inputs import VIDEO_EXTENSIONS, find_videos, path_problem
+from vad.io import RunReport, clean_stale_parts, failure_reason, fingerprint, one_line, printable
+from vad.models.checkpoint import CONFIG, WEIGHTS, LoadedModel, load_checkpoint
 from vad.names import SUMMARY_FILE
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ class Scorer:
             self.loaded = load_checkpoint(model_dir, self.device)
             self.extractor = _extractor_for(self.loaded, config, self.model_dir)
             self.threshold = stored_threshold(self.loaded.info, config.segments.threshold)
+        self.model_id = _model_id(self.model_dir, self.extractor.backbone.weights_id)
         self.config = replace(config, segments=replace(config.segments, threshold=self.threshold.value))
         self._lock = threading.Lock()
 
@@ -154,8 +155,9 @@ class Scorer:
         Raises :class:`VideoError` for a file that is missing or cannot be decoded.
         """
         path = Path(path)
-        if not path.is_file():
-            raise VideoError(f"{path}: file not found")
+        problem = path_problem(path)
+        if problem:
+            raise VideoError(f"{path}: {problem}")
         seg_cfg = segments or self.config.segments
         started = time.perf_counter()
         with self._lock:
@@ -166,7 +168,7 @@ class Scorer:
     def segments(self, scores: VideoScores, config: SegmentConfig) -> list[Segment]:
         """Segments of already-computed scores (no re-scoring: the web UI's threshold slider)."""
         return find_segments(scores.frames, scores.fps, config, scores.best_prompt, scores.snippet_len,
-                             self.prompts)
+                             self.prompts, scores.times)
 
     def write_outputs(self, scored: ScoredVideo, out_dir: str | os.PathLike,
                       ground_truth: np.ndarray | None = None) -> dict[str, Path]:
@@ -196,10 +198,11 @@ def _extractor_for(loaded: LoadedModel, config: ScoreConfig, model_dir: Path):
                            f"cannot score raw videos; train on features from `vad extract` to use `vad score`")
     name = config.backbone or bb["name"]
     weights = config.pretrained or bb.get("weights", "")
+    source = "--pretrained" if config.pretrained else f"{model_dir / CONFIG} field backbone.weights"
     if not config.pretrained:
         looks_like_file = os.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors"))
         if looks_like_file and not os.path.isfile(weights):
-            raise WeightsError(f"{model_dir}: the model was trained on {name} features from weights {weights}, "
+            raise WeightsError(f"{source}: the model was trained on {name} features from weights {weights}, "
                                f"which are not on this machine; pass --pretrained PATH (the same weights)")
     elif weights != bb.get("weights"):
         log.warning("backbone weights %s differ from the ones the model was trained with (%s): scores are only "
@@ -212,7 +215,12 @@ def _extractor_for(loaded: LoadedModel, config: ScoreConfig, model_dir: Path):
         backbone=BackboneConfig(name, weights, config.device, config.precision, int(bb.get("patch_grid", 2))),
         snippets=snippets, batch_snippets=config.batch_snippets,
         motion=loaded.model.config.uses("motion"), motion_config=MotionConfig(**bb.get("motion", {})))
-    extractor = FeatureExtractor(extract_cfg)
+    try:
+        extractor = FeatureExtractor(extract_cfg)
+    except WeightsError as exc:
+        if config.pretrained:
+            raise
+        raise WeightsError(f"{source} ({bb.get('weights_recorded', weights)}): {exc}") from None
     want = loaded.model.config.feature_dim
     if want and extractor.backbone.embed_dim != want:
         raise WeightsError(f"backbone {name} makes {extractor.backbone.embed_dim}-d features, the model in "
@@ -232,13 +240,36 @@ def check_upload(path: str | os.PathLike, max_mb: float) -> Path:
     return p
 
 
-def _is_done(row: dict | None, paths: dict[str, Path], config: SegmentConfig) -> bool:
-    if not row or row.get("status") != "ok" or not all(p.exists() for p in paths.values()):
-        return False
-    try:
-        return abs(float(row.get("threshold", "nan")) - config.threshold) < 1e-9
-    except ValueError:
-        return False
+def _model_id(model_dir: Path, weights_id: str) -> str:
+    """A digest of the model's files and the backbone weights it scores with: outputs of another model differ."""
+    import hashlib
+
+    digest = hashlib.blake2b(weights_id.encode("utf-8", "surrogateescape"), digest_size=10)
+    for name in (CONFIG, WEIGHTS):
+        digest.update(fingerprint(model_dir / name).encode())
+    return digest.hexdigest()
+
+
+def _settings(config: ScoreConfig) -> str:
+    """The settings that change a video's outputs, as one comparable string."""
+    seg = config.segments
+    return (f"threshold={seg.threshold:g};min_gap_s={seg.min_gap_s:g};min_length_s={seg.min_length_s:g};"
+            f"precision={config.precision};backbone={config.backbone or ''};pretrained={config.pretrained or ''}")
+
+
+def _redo_reason(row: dict | None, paths: dict[str, Path], key: dict[str, str]) -> str | None:
+    """Why a video must be scored (again), or None when its outputs are there and were made the same way."""
+    if not row or row.get("status") != "ok":
+        return "" if not row else "it failed before"
+    if not all(p.exists() for p in paths.values()):
+        return "some of its outputs are missing"
+    for field_name, what in (("model", "a different model"), ("video_fingerprint", "different video content"),
+                             ("settings", "different settings")):
+        if row.get(field_name) != key[field_name]:
+            had = row.get(field_name) or "not recorded"
+            detail = f" ({had} -> {key[field_name]})" if field_name == "settings" else ""
+            return f"its outputs were made with {what}{detail}"
+    return None
 
 
 def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
@@ -249,15 +280,17 @@ def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLi
 
     ``ground_truth`` (video name → ``(T,)`` 0/1 frame labels), when known, is drawn on each video's plot.
 
-    Resumable: a video whose three outputs exist and whose ``summary.csv`` row says ``ok`` at the same
-    threshold is skipped. A bad video is recorded (status ``failed`` with the reason) and the run goes on.
-    The summary is rewritten after every video, so an interrupted run resumes cleanly.
+    Resumable: a video is skipped when its three outputs exist and its ``summary.csv`` row says ``ok`` for the
+    same video content, model and settings; otherwise it is scored (again) and ``report.notes`` says why. A bad
+    video is recorded (status ``failed`` with the reason) and the run goes on. The summary is rewritten after
+    every video, so an interrupted run resumes cleanly.
     """
     videos = find_videos(inputs)
     if not videos:
         raise VadError("no input videos found")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    clean_stale_parts(out)  # temp files of a run that was killed
     scorer = scorer or Scorer(model_dir, config)
     config = scorer.config  # the threshold filled in from the model when none was given
     rows = read_summary(out)
@@ -266,36 +299,45 @@ def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLi
     bar = tqdm(videos, desc="score", unit="video", disable=not progress)
     for video in bar:
         name = video.stem
-        bar.set_postfix_str(name[:30])
+        bar.set_postfix_str(printable(name[:30]))
         if name in claimed:
-            report.failed[str(video)] = f"{video}: name clash with {claimed[name]} (same file stem)"
+            report.failed[str(video)] = one_line(f"{video}: name clash with {claimed[name]} (same file stem; "
+                                                 f"rename one of them)")
             continue
         claimed[name] = video
-        paths = output_paths(out, name)
-        if _is_done(rows.get(name), paths, config.segments):
-            report.skipped.append(name)
-            continue
-        try:
-            scored = scorer.score(video, progress=lambda done, total, label=name[:24]: bar.set_postfix_str(
-                f"{label} {done}/{total} snippets"))
-            scorer.write_outputs(scored, out, (ground_truth or {}).get(name))
-        except (VadError, RuntimeError, OSError, ValueError) as exc:  # decoder errors are not all VadErrors
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if not isinstance(exc, VadError):
-                log.debug("scoring %s failed", video, exc_info=True)
-                reason = f"{video}: {type(exc).__name__}: {reason}"
-            elif str(video) not in reason:
-                reason = f"{video}: {reason}"
-            rows[name] = {"name": name, "path": str(video), "status": "failed", "error": reason,
-                          "threshold": config.segments.threshold}
-            report.failed[str(video)] = reason
-        else:
-            s = scored.scores
-            rows[name] = {"name": name, "path": str(video), "status": "ok",
-                          "max_score": f"{float(s.frames.max()):.4f}", "num_segments": len(scored.segments),
-                          "threshold": config.segments.threshold,
-                          "duration_s": f"{len(s.frames) / s.fps:.2f}" if s.fps > 0 else "", "error": ""}
-            report.written.append(name)
+        _score_one(scorer, video, out, rows, report, config, bar, (ground_truth or {}).get(name))
         write_summary(out, rows)
     write_summary(out, rows)
     return report
+
+
+def _score_one(scorer: Scorer, video: Path, out: Path, rows: dict[str, dict], report: ScoreReport,
+               config: ScoreConfig, bar, ground_truth: np.ndarray | None = None) -> None:
+    """Score one video unless its outputs are current; record the outcome in ``rows`` and ``report``."""
+    name = printable(video.stem)  # as the summary stores it
+    key = {"model": scorer.model_id, "settings": _settings(config), "video_fingerprint": ""}
+    try:
+        key["video_fingerprint"] = fingerprint(video) if not path_problem(video) else ""
+    except OSError:
+        pass  # scoring will say what is wrong with the file
+    reason = _redo_reason(rows.get(name), output_paths(out, video.stem), key)
+    if reason is None:
+        report.skipped.append(name)
+        return
+    if reason:
+        report.notes.append(one_line(f"{name}: scoring again: {reason}"))
+    base = {"name": name, "path": printable(str(video)), "threshold": config.segments.threshold, **key}
+    try:
+        scored = scorer.score(video, progress=lambda done, total, label=printable(name[:24]): bar.set_postfix_str(
+            f"{label} {done}/{total} snippets"))
+        scorer.write_outputs(scored, out, ground_truth)
+    except (VadError, RuntimeError, OSError, ValueError) as exc:  # decoder errors are not all VadErrors
+        log.debug("scoring %s failed", video, exc_info=True)
+        reason = failure_reason(video, exc)
+        rows[name] = {**base, "status": "failed", "error": reason}
+        report.failed[str(video)] = reason
+        return
+    s = scored.scores
+    rows[name] = {**base, "status": "ok", "max_score": f"{float(s.frames.max()):.4f}",
+                  "num_segments": len(scored.segments), "duration_s": f"{s.duration_s:.2f}", "error": ""}
+    report.written.append(name)

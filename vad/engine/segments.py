@@ -39,8 +39,8 @@ class Segment:
 
     start_frame: int  # first abnormal frame (0-based)
     end_frame: int  # one past the last frame
-    start_s: float  # start_frame / fps
-    end_s: float  # end_frame / fps
+    start_s: float  # start time of start_frame (start_frame / fps at a constant frame rate)
+    end_s: float  # start time of end_frame (end_frame / fps at a constant frame rate)
     peak_score: float  # highest frame score inside
     mean_score: float  # mean frame score inside (gaps that were merged count too)
     peak_frame: int  # frame of the peak score (the first one if tied)
@@ -110,7 +110,7 @@ def segment_prompt(best_prompt: np.ndarray | None, snippet_len: int, start: int,
 
 def find_segments(frame_scores: np.ndarray, fps: float, config: SegmentConfig = SegmentConfig(),
                   best_prompt: np.ndarray | None = None, snippet_len: int = 16,
-                  prompts: Sequence[str] = ()) -> list[Segment]:
+                  prompts: Sequence[str] = (), times: np.ndarray | None = None) -> list[Segment]:
     """Abnormal segments of one video, in time order.
 
     Args:
@@ -121,6 +121,7 @@ def find_segments(frame_scores: np.ndarray, fps: float, config: SegmentConfig = 
         best_prompt: ``(N,)`` per-snippet index of the best-matching prompt (``VideoScores.best_prompt``).
         snippet_len: S, frames per snippet (maps frames to snippets for ``best_prompt``).
         prompts: the model's prompt texts, indexed by ``best_prompt``.
+        times: ``(T,)`` start of each frame in seconds (variable frame rate); None: frame i starts at i / fps.
 
     Runs of frames ``>= threshold`` are merged across gaps shorter than ``min_gap_s``, then segments shorter
     than ``min_length_s`` are dropped. The segments are disjoint and lie inside ``[0, T)``.
@@ -128,6 +129,12 @@ def find_segments(frame_scores: np.ndarray, fps: float, config: SegmentConfig = 
     scores = np.asarray(frame_scores, dtype=np.float64).reshape(-1)
     min_gap, min_length = config.frames(fps)
     rate = fps if fps > 0 else 1.0
+    if times is None or len(times) != len(scores) or len(scores) < 2:
+        times = np.arange(len(scores)) / rate
+        last = 1.0 / rate
+    else:
+        last = times[-1] - times[-2]  # the last frame lasts as long as the one before it
+    edges = np.append(np.asarray(times, dtype=np.float64), times[-1] + last if len(times) else 0.0)
     segments = []
     threshold = 0.5 if config.threshold is None else config.threshold
     for start, end in drop_short(merge_runs(runs_above(scores, threshold), min_gap), min_length):
@@ -135,6 +142,6 @@ def find_segments(frame_scores: np.ndarray, fps: float, config: SegmentConfig = 
         peak = start + int(inside.argmax())
         idx = segment_prompt(best_prompt, max(1, snippet_len), start, end, peak)
         text = prompts[idx] if 0 <= idx < len(prompts) else None
-        segments.append(Segment(start, end, start / rate, end / rate, float(inside.max()), float(inside.mean()),
-                                peak, text, idx if text is not None else -1))
+        segments.append(Segment(start, end, float(edges[start]), float(edges[end]), float(inside.max()),
+                                float(inside.mean()), peak, text, idx if text is not None else -1))
     return segments

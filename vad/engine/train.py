@@ -69,6 +69,8 @@ class TrainResult:
     val_metric: str  # "frame_auc" or "video_auc"
     history: list[dict] = field(default_factory=list)  # one row per epoch: loss, val, seconds
     seconds_per_epoch: float = 0.0
+    failed: dict[str, str] = field(default_factory=dict)  # feature file -> why that video was left out
+    notes: list[str] = field(default_factory=list)  # what the data loading inferred or left out
 
 
 def mil_loss(scores: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
@@ -162,6 +164,9 @@ class Trainer:
             raise VadError("no training videos (split 'train' is empty)")
         if not self.val_set:
             raise VadError("no validation videos: model selection needs a val split (pass --val-fraction > 0)")
+        if val_gt is None and len({r.label for r in self.val_set}) < 2:
+            raise VadError(f"the val split holds only {'abnormal' if self.val_set[0].label else 'normal'} videos: "
+                           f"model selection needs both normal and abnormal videos there (or frame ground truth)")
         _seed_everything(config.seed)
         self.dataset, self.config, self.val_gt, self.progress = dataset, config, val_gt, progress
         self.calibration = calibration
@@ -232,7 +237,7 @@ class Trainer:
             self.history.append({"epoch": epoch + 1, "loss": loss, metric_name: val, "seconds": round(seconds, 3)})
             log.info("epoch %d loss %.4f val %s %.4f", epoch + 1, loss, metric_name, val)
             bar.set_postfix(loss=f"{loss:.3f}", val=f"{val:.3f}")
-            if val > best[0]:
+            if best[2] is None or val > best[0]:  # a NaN metric keeps the first epoch rather than none
                 state = {k: v.detach().clone() for k, v in self.average.module.state_dict().items()}
                 best, stale = (val, epoch + 1, state), 0
             else:
@@ -282,4 +287,7 @@ def train_from_paths(features: str | os.PathLike, out_dir: str | os.PathLike, la
     val_gt = None
     if labels is not None and Path(labels).is_dir() and (Path(labels) / "benchmark.json").exists():
         val_gt = read_synth_gt(labels, "val").frames
-    return train_model(dataset, model_config, config, out_dir, val_gt, progress, calibration)
+    result = train_model(dataset, model_config, config, out_dir, val_gt, progress, calibration)
+    result.failed.update(dataset.failed)
+    result.notes.extend(dataset.notes)
+    return result

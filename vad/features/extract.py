@@ -21,9 +21,25 @@ from tqdm.auto import tqdm
 from vad.errors import VadError
 from vad.features.backbone import Backbone, BackboneConfig, load_backbone
 from vad.features.motion import MotionConfig, MotionEncoder
-from vad.features.store import TextFeatures, VideoFeatures, VideoMeta, feature_path, load_manifest
+from vad.features.store import (
+    TextFeatures,
+    VideoFeatures,
+    VideoMeta,
+    feature_path,
+    find_feature_file,
+    load_manifest,
+)
 from vad.features.video import SnippetConfig, find_videos, iter_snippet_frames, open_video, plan_snippets
-from vad.io import RunReport, write_json_atomic
+from vad.io import (
+    RunReport,
+    clean_stale_parts,
+    failure_reason,
+    fingerprint,
+    one_line,
+    printable,
+    read_text,
+    write_json_atomic,
+)
 from vad.names import MANIFEST_FILE, TEXT_FILE
 
 DEFAULT_PROMPTS: tuple[str, ...] = (
@@ -49,7 +65,7 @@ class ExtractConfig:
 
 def read_prompt_file(path: str | os.PathLike) -> tuple[str, ...]:
     """Prompts from a text file, one per line (blank lines and ``#`` comments ignored); the first is normal."""
-    lines = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()]
+    lines = [ln.strip() for ln in read_text(path, "prompt file").splitlines()]
     prompts = tuple(ln for ln in lines if ln and not ln.startswith("#"))
     if len(prompts) < 2:
         raise VadError(f"{path}: need at least two prompts (normal first, then anomaly classes)")
@@ -106,7 +122,7 @@ class FeatureExtractor:
                          weights=self.backbone.weights_id)
         motion = np.concatenate(motion_all) if motion_all else None
         return VideoFeatures(clip=clip, meta=meta, frame=pooled_all, patch=patch_all, frame_indices=plan,
-                             motion=motion)
+                             motion=motion, frame_times=info.timestamps)
 
     def encode_snippets(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Encode snippets' sampled frames ``(b, F, H, W, 3)`` uint8 → frame level ``(b, F, D)`` and the key
@@ -193,8 +209,8 @@ def extract_videos(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
                    extractor: FeatureExtractor | None = None, progress: bool = True) -> ExtractReport:
     """Extract features of every video in ``inputs`` (files, directories, globs) into ``out_dir``.
 
-    Resumable: a video whose feature file exists and is recorded as done is skipped. Each output is written
-    atomically; a bad video is recorded in the manifest and the report, and the run goes on.
+    Resumable: a video whose feature file exists, is recorded as done and has the same content is skipped. Each
+    output is written atomically; a bad video is recorded in the manifest and the report, and the run goes on.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,6 +219,8 @@ def extract_videos(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     videos = find_videos(inputs)
     if not videos:
         raise VadError("no input videos found")
+    for folder in (out, feature_path(out, "x").parent):
+        clean_stale_parts(folder)  # temp files of a run that was killed
     report = ExtractReport(out)
     extractor = extractor or FeatureExtractor(config)
     if manifest.get("weights") not in (None, extractor.backbone.weights_id):
@@ -214,38 +232,60 @@ def extract_videos(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     text_path = out / TEXT_FILE
     if not text_path.exists():
         extractor.text_features().save(text_path)
-    entries: dict = manifest.setdefault("videos", {})
+    entries: dict = manifest["videos"]
     claimed: dict[str, Path] = {}
     bar = tqdm(videos, desc="extract", unit="video", disable=not progress)
     for video in bar:
         name = video.stem
-        bar.set_postfix_str(name[:30])
-        entry = entries.get(name, {})
+        bar.set_postfix_str(printable(name[:30]))
         if name in claimed:
-            report.failed[str(video)] = f"name clash with {claimed[name]} (same file stem)"
+            report.failed[str(video)] = one_line(f"{video}: name clash with {claimed[name]} (same file stem; "
+                                                 f"rename one of them)")
             continue
         claimed[name] = video
-        if entry.get("status") == "ok" and feature_path(out, name).exists():
+        if _is_done(entries.get(name, {}), find_feature_file(out, name), video, name, report):
             report.skipped.append(name)
             continue
-        started = time.perf_counter()
-        try:
-            feats = extractor.extract(video)
-            feats.save(feature_path(out, name))
-        except VadError as exc:
-            entries[name] = {"path": str(video), "status": "failed", "error": str(exc)}
-            report.failed[str(video)] = str(exc)
-        else:
-            entries[name] = {
-                "path": str(video), "status": "ok", "num_snippets": feats.num_snippets,
-                "shapes": {lvl: list(getattr(feats, lvl).shape) for lvl in feats.levels()},
-                "num_frames": feats.meta.num_frames, "fps": feats.meta.fps,
-                "seconds": round(time.perf_counter() - started, 3),
-            }
-            report.written.append(name)
+        _extract_one(extractor, video, out, entries, report)
         write_json_atomic(out / MANIFEST_FILE, manifest)  # after every video: an interrupted run resumes cleanly
     write_json_atomic(out / MANIFEST_FILE, manifest)
     return report
+
+
+def _is_done(entry: dict, path: Path, video: Path, name: str, report: ExtractReport) -> bool:
+    """Whether ``video``'s features are already there (same content as when they were made)."""
+    if entry.get("status") != "ok" or not path.exists():
+        return False
+    try:
+        same = entry.get("fingerprint") in (None, fingerprint(video))
+    except OSError:
+        return False  # the extraction will name what is wrong with the file
+    if not same:
+        report.notes.append(one_line(f"{name}: extracting again: {video} differs from the video extracted "
+                                     f"before under this name ({entry.get('path')})"))
+    return same
+
+
+def _extract_one(extractor: FeatureExtractor, video: Path, out: Path, entries: dict, report: ExtractReport) -> None:
+    """Extract and save one video, recording the outcome in the manifest entries and the report."""
+    name = video.stem
+    started = time.perf_counter()
+    try:
+        feats = extractor.extract(video)
+        feats.save(feature_path(out, name))
+    except (VadError, OSError, RuntimeError, ValueError) as exc:  # decoder errors are not all VadErrors
+        reason = one_line(failure_reason(video, exc))
+        entries[name] = {"path": printable(str(video)), "status": "failed", "error": reason}
+        report.failed[str(video)] = reason
+        return
+    entries[name] = {
+        "path": printable(str(video)), "status": "ok", "fingerprint": fingerprint(video),
+        "num_snippets": feats.num_snippets,
+        "shapes": {lvl: list(getattr(feats, lvl).shape) for lvl in feats.levels()},
+        "num_frames": feats.meta.num_frames, "fps": feats.meta.fps, "vfr": feats.frame_times is not None,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    report.written.append(name)
 
 
 def _check_same_backbone(manifest: dict, config: ExtractConfig, out: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from vad.errors import FeatureError
-from vad.io import save_npz_atomic
+from vad.io import read_text, save_npz_atomic
 from vad.names import FEATURE_LEVELS, MANIFEST_FILE, TEXT_FILE
 
 FORMAT_VERSION = 1
@@ -49,34 +49,40 @@ class VideoFeatures:
     frame_indices: np.ndarray | None = None
     motion: np.ndarray | None = None
 
+    frame_times: np.ndarray | None = None  # (T,) start time of each source frame in seconds, for variable frame
+    # rate sources only (None: frame i starts at i / fps)
+
     def __post_init__(self) -> None:
+        name = self.meta.name
         self.clip = np.asarray(self.clip, dtype=np.float32)
-        if self.clip.ndim != 2 or self.clip.shape[0] == 0:
-            raise FeatureError(f"{self.meta.name}: clip features must be (N, D) with N >= 1, got {self.clip.shape}")
+        if self.clip.ndim != 2 or 0 in self.clip.shape:
+            raise FeatureError(f"{name}: clip features must be (N, D) with N, D >= 1, got {self.clip.shape}")
         n, d = self.clip.shape
-        for level, arr in (("frame", self.frame), ("patch", self.patch)):
-            if arr is None:
-                continue
-            arr = np.asarray(arr, dtype=np.float32)
-            if arr.ndim != 3 or arr.shape[0] != n or arr.shape[2] != d:
-                raise FeatureError(
-                    f"{self.meta.name}: {level} features must be (N={n}, *, D={d}), got {tuple(arr.shape)}"
-                )
-            setattr(self, level, arr)
-        self._check_motion(n)
+        for level in ("frame", "patch"):
+            self._check_level(level, 3, lambda a: a.shape[0] == n and a.shape[2] == d, f"(N={n}, *, D={d})")
+        self._check_level("motion", 2, lambda a: a.shape[0] == n, f"(N={n}, M)")
         for level in self.levels():
             if not np.isfinite(getattr(self, level)).all():
-                raise FeatureError(f"{self.meta.name}: {level} features hold NaN or Inf values")
+                raise FeatureError(f"{name}: {level} features hold NaN or Inf values")
         if self.frame_indices is not None:
             self.frame_indices = np.asarray(self.frame_indices, dtype=np.int64)
             if self.frame_indices.shape[0] != n:
-                raise FeatureError(f"{self.meta.name}: frame_indices has {self.frame_indices.shape[0]} rows, need {n}")
+                raise FeatureError(f"{name}: frame_indices has {self.frame_indices.shape[0]} rows, need {n}")
+        if self.frame_times is not None:
+            t = self.frame_times = np.asarray(self.frame_times, dtype=np.float64)
+            if t.ndim != 1 or len(t) != self.num_video_frames or not np.isfinite(t).all() or (np.diff(t) < 0).any():
+                raise FeatureError(f"{name}: frame_times must be {self.num_video_frames} finite, non-decreasing "
+                                   f"seconds, got shape {t.shape}")
 
-    def _check_motion(self, n: int) -> None:
-        if self.motion is not None:
-            self.motion = np.asarray(self.motion, dtype=np.float32)
-            if self.motion.ndim != 2 or self.motion.shape[0] != n:
-                raise FeatureError(f"{self.meta.name}: motion features must be (N={n}, M), got {self.motion.shape}")
+    def _check_level(self, level: str, ndim: int, fits, want: str) -> None:
+        """Make level ``level`` float32 and check its rank and shape (``fits``) against the clip level."""
+        arr = getattr(self, level)
+        if arr is None:
+            return
+        arr = np.asarray(arr, dtype=np.float32)
+        if arr.ndim != ndim or not fits(arr):
+            raise FeatureError(f"{self.meta.name}: {level} features must be {want}, got {tuple(arr.shape)}")
+        setattr(self, level, arr)
 
     @property
     def num_snippets(self) -> int:
@@ -101,7 +107,7 @@ class VideoFeatures:
         """Write one ``.npz`` atomically (no pickled objects inside, so loading never unpickles)."""
         arrays = {"clip": self.clip, "meta_json": np.array(json.dumps(asdict(self.meta)))}
         arrays["format_version"] = np.array(FORMAT_VERSION)
-        for key in ("frame", "patch", "frame_indices", "motion"):
+        for key in ("frame", "patch", "frame_indices", "motion", "frame_times"):
             value = getattr(self, key)
             if value is not None:
                 arrays[key] = value
@@ -115,7 +121,10 @@ class VideoFeatures:
             raise FeatureError(f"{path}: feature file not found")
         try:
             with np.load(path, allow_pickle=False) as data:
-                meta = VideoMeta(**json.loads(str(data["meta_json"])))
+                meta = json.loads(str(data["meta_json"]))
+                if not isinstance(meta, dict):
+                    raise FeatureError(f"{path}: meta_json must be a JSON object, got {type(meta).__name__}")
+                meta = VideoMeta(**meta)
                 return cls(
                     clip=data["clip"],
                     meta=meta,
@@ -123,11 +132,13 @@ class VideoFeatures:
                     patch=data["patch"] if "patch" in data else None,
                     frame_indices=data["frame_indices"] if "frame_indices" in data else None,
                     motion=data["motion"] if "motion" in data else None,
+                    frame_times=data["frame_times"] if "frame_times" in data else None,
                 )
-        except FeatureError:
-            raise
+        except FeatureError as exc:
+            raise FeatureError(f"{path}: {exc}" if str(path) not in str(exc) else str(exc)) from None
         except Exception as exc:  # zip errors, missing keys, bad JSON: all mean "not our feature file"
-            raise FeatureError(f"{path}: not a vadgraph feature file ({type(exc).__name__}: {exc})") from exc
+            raise FeatureError(f"{path}: not a vadgraph feature file ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
 
 
 @dataclass
@@ -139,6 +150,17 @@ class TextFeatures:
     backbone: str = ""
     weights: str = ""
     templates: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.embeddings = np.asarray(self.embeddings, dtype=np.float32)
+        if self.embeddings.ndim != 2 or 0 in self.embeddings.shape:
+            raise FeatureError(f"embeddings must be (K prompts, D), got shape {self.embeddings.shape}")
+        if not isinstance(self.prompts, list) or not all(isinstance(p, str) for p in self.prompts):
+            raise FeatureError("prompts must be a list of strings")
+        if len(self.prompts) != len(self.embeddings):
+            raise FeatureError(f"{len(self.embeddings)} embeddings for {len(self.prompts)} prompts (one each)")
+        if not np.isfinite(self.embeddings).all():
+            raise FeatureError("embeddings hold NaN or Inf values")
 
     def save(self, path: str | os.PathLike) -> None:
         """Write ``text.npz`` atomically."""
@@ -155,41 +177,100 @@ class TextFeatures:
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(str(data["meta_json"]))
-                return cls(embeddings=data["embeddings"].astype(np.float32), **meta)
+                if not isinstance(meta, dict):
+                    raise FeatureError(f"meta_json must be a JSON object, got {type(meta).__name__}")
+                return cls(embeddings=data["embeddings"], **meta)
+        except FeatureError as exc:
+            raise FeatureError(f"{path}: {exc}") from None
         except Exception as exc:
-            raise FeatureError(f"{path}: not a vadgraph text-feature file ({type(exc).__name__}: {exc})") from exc
+            raise FeatureError(f"{path}: not a vadgraph text-feature file ({type(exc).__name__}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
 
 # ------------------------------------------------------------------------------------ feature directory
+# Per-video files live in a subfolder, so no video name (``text.mp4``, ``manifest.mp4``) can collide with the
+# directory's own files; directories written before that (``NAME.npz`` at the top) are still read.
 
+VIDEO_DIR = "videos"  # subfolder of a feature directory holding one NAME.npz per video
 
 
 def feature_path(out_dir: str | os.PathLike, name: str) -> Path:
-    """Where the features of video ``name`` live inside a feature directory."""
-    return Path(out_dir) / f"{name}.npz"
+    """Where the features of video ``name`` are written inside a feature directory."""
+    return Path(out_dir) / VIDEO_DIR / f"{name}.npz"
+
+
+def find_feature_file(out_dir: str | os.PathLike, name: str) -> Path:
+    """Where the features of video ``name`` are: the current layout, else the old top-level one."""
+    path = feature_path(out_dir, name)
+    old = Path(out_dir) / f"{name}.npz"
+    if not path.exists() and f"{name}.npz" != TEXT_FILE and old.is_file():
+        return old
+    return path
 
 
 def load_manifest(out_dir: str | os.PathLike) -> dict:
-    """The feature directory's manifest (an empty one if there is none yet)."""
+    """The feature directory's manifest (an empty one if there is none yet); checked to be one."""
     path = Path(out_dir) / MANIFEST_FILE
     if not path.exists():
         return {"videos": {}}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(read_text(path, "manifest", FeatureError))
     except json.JSONDecodeError as exc:
         raise FeatureError(f"{path}: corrupt manifest ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise FeatureError(f"{path}: the manifest must be a JSON object, got a {type(manifest).__name__}")
+    videos = manifest.setdefault("videos", {})
+    if not isinstance(videos, dict) or not all(isinstance(e, dict) for e in videos.values()):
+        raise FeatureError(f"{path}: field 'videos' must be an object of name -> entry objects")
+    prompts = manifest.get("prompts", [])
+    if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+        raise FeatureError(f"{path}: field 'prompts' must be a list of strings")
+    return manifest
 
 
-def load_feature_dir(feat_dir: str | os.PathLike) -> tuple[dict[str, VideoFeatures], TextFeatures | None]:
-    """All ``ok`` videos of a feature directory written by ``vad extract``, and its text features."""
+def load_feature_dir(feat_dir: str | os.PathLike, failed: dict[str, str] | None = None
+                     ) -> tuple[dict[str, VideoFeatures], TextFeatures | None]:
+    """All ``ok`` videos of a feature directory written by ``vad extract``, and its text features.
+
+    With ``failed`` given, a video whose file is unreadable or holds bad values is recorded there (path →
+    reason) and left out; without it, the first such video raises.
+    """
     root = Path(feat_dir)
     if not root.is_dir():
         raise FeatureError(f"{root}: feature directory not found")
     manifest = load_manifest(root)
-    names = [n for n, e in manifest.get("videos", {}).items() if e.get("status") == "ok"]
+    names = [n for n, e in manifest["videos"].items() if e.get("status") == "ok"]
     if not names:
-        names = sorted(p.stem for p in root.glob("*.npz") if p.name != TEXT_FILE)
+        found = [p for p in (*root.glob("*.npz"), *(root / VIDEO_DIR).glob("*.npz")) if p.name != TEXT_FILE]
+        names = sorted({p.stem for p in found})
     if not names:
         raise FeatureError(f"{root}: no features in this directory (run `vad extract ... --out {root}`)")
-    feats = {n: VideoFeatures.load(feature_path(root, n)) for n in names}
-    text = TextFeatures.load(root / TEXT_FILE) if (root / TEXT_FILE).exists() else None
-    return feats, text
+    feats = {}
+    for name in names:
+        path = find_feature_file(root, name)
+        try:
+            feats[name] = VideoFeatures.load(path)
+        except FeatureError as exc:
+            if failed is None:
+                raise
+            failed[str(path)] = str(exc)
+    if not feats:
+        raise FeatureError(f"{root}: none of its {len(names)} feature files can be read (first: "
+                           f"{next(iter(failed.values()))})")
+    return feats, _load_text(root, manifest, next(iter(feats.values())).dim)
+
+
+def _load_text(root: Path, manifest: dict, dim: int) -> TextFeatures | None:
+    """The directory's prompt embeddings, checked against the manifest and the feature width."""
+    path = root / TEXT_FILE
+    if not path.exists():
+        if manifest.get("prompts"):
+            raise FeatureError(f"{path}: missing ({MANIFEST_FILE} lists {len(manifest['prompts'])} prompts); run "
+                               f"`vad extract` into this directory again to rewrite it")
+        return None
+    text = TextFeatures.load(path)
+    if text.embeddings.shape[1] != dim:
+        raise FeatureError(f"{path}: field 'embeddings' is {text.embeddings.shape[1]} wide, the video features "
+                           f"are {dim} wide (made by another backbone)")
+    if manifest.get("prompts") and manifest["prompts"] != text.prompts:
+        raise FeatureError(f"{path}: field 'prompts' differs from the prompts in {MANIFEST_FILE}")
+    return text

@@ -5,8 +5,11 @@ batches of snippets, so memory is bounded by one batch whatever the video's leng
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from vad.errors import VideoError
+from vad.features.inputs import VIDEO_EXTENSIONS, find_videos, path_problem
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".ts")
+__all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "VideoSource", "SnippetConfig", "find_videos", "open_video",
+           "path_problem", "plan_snippets", "iter_snippet_frames", "decode_size"]
+
 
 
 @dataclass(frozen=True)
@@ -42,10 +48,14 @@ class VideoInfo:
     width: int  # native width in pixels
     height: int  # native height in pixels
     backend: str  # "decord", "decord+resize" (decord at native size, resized after) or "opencv"
+    timestamps: np.ndarray | None = None  # (num_frames,) start time of each frame in seconds, for variable
+    # frame rate streams only (None: frame i starts at i / fps)
 
     @property
     def duration_s(self) -> float:
         """Length in seconds."""
+        if self.timestamps is not None and len(self.timestamps) > 1:
+            return float(self.timestamps[-1] + (self.timestamps[-1] - self.timestamps[0]) / (len(self.timestamps) - 1))
         return self.num_frames / self.fps if self.fps > 0 else 0.0
 
 
@@ -83,17 +93,19 @@ class VideoSource:
         self._reader = reader
         self.size = size  # (width, height) frames come out at; None = native
         self._cv_pos = 0  # OpenCV backend: index of the next frame the capture will return
+        self._open_path = Path(info.path)  # what the decoders were given (an ASCII alias for odd file names)
+        self._alias_dir: str | None = None  # removed on close
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         """Decode the frames at ``indices`` (ascending). Raises ``VideoError`` if the stream is corrupt there."""
         indices = [int(i) for i in indices]
         try:
-            if self.info.backend == "decord":
-                frames = self._reader.get_batch(indices).asnumpy()
-            elif self.info.backend == "decord+resize":
-                frames = _resize_frames(self._reader.get_batch(indices).asnumpy(), self.size)
-            else:
-                frames = self._read_opencv(indices)
+            try:
+                frames = self._read(indices)
+            except Exception:
+                if not self._fall_back_to_opencv():
+                    raise
+                frames = self._read(indices)  # decord cannot decode some valid streams (e.g. 16x16): OpenCV can
         except VideoError:
             raise
         except Exception as exc:
@@ -104,6 +116,27 @@ class VideoSource:
         if frames.shape[0] != len(indices):
             raise VideoError(f"{self.info.path}: got {frames.shape[0]} frames for {len(indices)} requested (truncated)")
         return frames
+
+    def _read(self, indices: list[int]) -> np.ndarray:
+        if self.info.backend == "decord":
+            return self._reader.get_batch(indices).asnumpy()
+        if self.info.backend == "decord+resize":
+            return _resize_frames(self._reader.get_batch(indices).asnumpy(), self.size)
+        return self._read_opencv(indices)
+
+    def _fall_back_to_opencv(self) -> bool:
+        """Switch a decord source to OpenCV after a failed read; False if already OpenCV or OpenCV cannot open it."""
+        if self.info.backend == "opencv":
+            return False
+        fallback = _open_opencv(self._open_path, None)
+        if fallback is None:
+            return False
+        size = self.size or (self.info.width, self.info.height)
+        self._reader, self._cv_pos = fallback._reader, 0
+        self.info = VideoInfo(self.info.path, self.info.num_frames, self.info.fps, self.info.width, self.info.height,
+                              "opencv", self.info.timestamps)
+        self.size = size
+        return True
 
     def _read_opencv(self, indices: list[int]) -> np.ndarray:
         import cv2
@@ -127,10 +160,13 @@ class VideoSource:
         return _resize_frames(np.stack(out), self.size)
 
     def close(self) -> None:
-        """Release the decoder."""
-        if self.info.backend == "opencv":
+        """Release the decoder (and the alias of an oddly named file)."""
+        if self.info.backend == "opencv" and self._reader is not None:
             self._reader.release()
         self._reader = None
+        if self._alias_dir is not None:
+            shutil.rmtree(self._alias_dir, ignore_errors=True)
+            self._alias_dir = None
 
     def __enter__(self) -> VideoSource:
         return self
@@ -156,20 +192,44 @@ def open_video(path: str | os.PathLike, short_side: int | None = None) -> VideoS
         short_side: decode so the shorter side is this many pixels (never upscaled); None keeps native size.
     """
     p = Path(path)
-    if not p.exists():
-        raise VideoError(f"{p}: file not found")
-    if p.is_dir():
-        raise VideoError(f"{p}: is a directory, not a video file")
-    if p.stat().st_size == 0:
-        raise VideoError(f"{p}: empty file (0 bytes)")
+    problem = path_problem(p)
+    if problem:
+        raise VideoError(f"{p}: {problem}")
+    alias_dir, target = _ascii_alias(p)
+    try:
+        source = _open_any(p, target, short_side)
+    except BaseException:
+        if alias_dir is not None:
+            shutil.rmtree(alias_dir, ignore_errors=True)
+        raise
+    source.info = dataclasses.replace(source.info, path=str(p))
+    source._open_path, source._alias_dir = target, alias_dir
+    return source
+
+
+def _ascii_alias(p: Path) -> tuple[str | None, Path]:
+    """``(temp folder, link to p)`` when ``p`` is not valid UTF-8 (decord and OpenCV crash on such names), else
+    ``(None, p)``."""
+    try:
+        str(p).encode("utf-8")
+        return None, p
+    except UnicodeEncodeError:
+        folder = tempfile.mkdtemp(prefix="vad-alias-")
+        link = Path(folder) / ("video" + "".join(c for c in p.suffix if c.isascii() and c.isalnum() or c == "."))
+        os.symlink(os.path.abspath(p), link)
+        return folder, link
+
+
+def _open_any(p: Path, target: Path, short_side: int | None) -> VideoSource:
+    """Open ``target`` (``p`` or its alias) with decord, else OpenCV; else a ``VideoError`` saying why."""
     decord_reason = ""
     try:
-        return _open_decord(p, short_side)
-    except VideoError:
-        raise
+        return _open_decord(target, short_side)
+    except VideoError as exc:
+        raise VideoError(str(exc).replace(str(target), str(p))) from None
     except Exception as exc:  # decord raises DECORDError / RuntimeError with ffmpeg's message
         decord_reason = _first_line(exc)
-    source = _open_opencv(p, short_side)
+    source = _open_opencv(target, short_side)
     if source is not None:
         return source
     raise VideoError(f"{p}: {_diagnose(p, decord_reason)}")
@@ -197,8 +257,23 @@ def _open_decord(p: Path, short_side: int | None) -> VideoSource:
                 reader = scaled
             except Exception:  # ...unless this decord build rejects that size: decode native, resize after
                 backend = "decord+resize"
-    info = VideoInfo(str(p), num_frames, fps if fps > 0 else 25.0, int(width), int(height), backend)
+    fps = fps if fps > 0 else 25.0
+    info = VideoInfo(str(p), num_frames, fps, int(width), int(height), backend, _vfr_timestamps(probe, num_frames, fps))
     return VideoSource(info, reader, size)
+
+
+def _vfr_timestamps(reader, num_frames: int, fps: float) -> np.ndarray | None:
+    """Each frame's start time from the container when the frame rate varies (None when constant or unknown)."""
+    try:
+        ts = np.asarray(reader.get_frame_timestamp(range(num_frames)), dtype=np.float64)[:, 0]
+    except Exception:  # noqa: BLE001 -- a container without usable timestamps: constant rate is assumed
+        return None
+    if len(ts) != num_frames or num_frames < 2 or not np.isfinite(ts).all() or (np.diff(ts) < 0).any():
+        return None
+    ts = ts - ts[0]
+    if np.abs(ts - np.arange(num_frames) / fps).max() <= 0.5 / fps:
+        return None
+    return ts
 
 
 def _open_opencv(p: Path, short_side: int | None) -> VideoSource | None:
@@ -286,29 +361,3 @@ def iter_snippet_frames(
         stop = min(n, start + batch_snippets)
         frames = source.read(plan[start:stop].reshape(-1))  # shape = [b * F, H, W, 3]
         yield slice(start, stop), frames.reshape(stop - start, f, *frames.shape[1:])
-
-
-def find_videos(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Expand files, directories (recursively, video extensions only) and globs into a sorted, unique list."""
-    import glob
-
-    found: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS))
-        elif p.exists():
-            found.append(p)
-        else:
-            matches = sorted(glob.glob(str(item), recursive=True))
-            if not matches:
-                found.append(p)  # reported later as "file not found", not silently dropped
-            found.extend(Path(m) for m in matches if Path(m).is_file())
-    seen: set[Path] = set()
-    unique = []
-    for p in found:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return unique

@@ -9,6 +9,7 @@ never stated twice.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
@@ -104,6 +105,9 @@ class ModelConfig:
         for name in ("feature_dim", "hidden"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name, heads in (("hop.heads", self.hop.heads), ("mmq.heads", self.mmq.heads)):
+            if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {heads!r}")
         if self.hidden % self.hop.heads or self.hidden % self.mmq.heads:
             raise ValueError(f"ModelConfig.hidden={self.hidden} must be divisible by the attention heads")
         unknown = [lvl for lvl in self.levels if lvl not in ("clip", "frame", "patch", "text", "motion")]
@@ -162,7 +166,31 @@ def _from_dict(cls, data: dict):
         hint = hints[key]
         if dataclasses.is_dataclass(hint):
             value = _from_dict(hint, value)
-        elif typing.get_origin(hint) is tuple or (isinstance(hint, types.GenericAlias) and hint.__origin__ is tuple):
-            value = tuple(value)
+        else:
+            _check_value(f"{cls.__name__}.{key}", hint, value)
+            if typing.get_origin(hint) is tuple or (isinstance(hint, types.GenericAlias) and hint.__origin__ is tuple):
+                value = tuple(value)
         kwargs[key] = value
     return cls(**kwargs)
+
+
+def _check_value(name: str, hint, value) -> None:
+    """ValueError naming ``name`` unless ``value`` is of the JSON kind ``hint`` asks for (ints >= 0, finite floats,
+    booleans, strings, lists of strings; ``X | None`` also takes null)."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in options:
+        return
+    kinds = {int: "an integer >= 0", float: "a finite number", bool: "true or false", str: "a string"}
+    for option in options:
+        if option is bool and isinstance(value, bool) or option is str and isinstance(value, str):
+            return
+        if option is int and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value):
+            return
+        if typing.get_origin(option) is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return
+    want = " or ".join(kinds.get(o, "a list of strings" if typing.get_origin(o) is tuple else "null")
+                       for o in options)
+    raise ValueError(f"{name} must be {want}, got {value!r}"[:300])

@@ -11,7 +11,6 @@ Layout written by :func:`vad.synth.generate.make_benchmark` under ``OUT``::
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vad.errors import SynthError
+from vad.io import one_line, read_csv_table, read_text
 from vad.names import NORMAL_CLASS
 
 ANOMALY_CLASSES: tuple[str, ...] = ("Running", "Fighting", "Explosion", "Abandoned", "WrongWay", "Fire")
@@ -178,28 +178,26 @@ def read_labels(root: str | os.PathLike) -> list[SynthVideo]:
         if not p.is_file():
             raise SynthError(f"{p}: missing; is {root} a synthetic benchmark made by `vad synth`?")
     windows: dict[str, tuple[int, int]] = {}
-    for lineno, line in enumerate(ann_path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(ann_path, "annotation file", SynthError).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
-        if len(parts) < 4:
-            raise SynthError(f"{ann_path}:{lineno}: expected '<file>  <Class>  <start>  <end> ...', got {line!r}")
-        windows[Path(parts[0]).stem] = (int(parts[2]), int(parts[3]))
+        try:
+            windows[Path(parts[0]).stem] = (int(parts[2]), int(parts[3]))
+        except (IndexError, ValueError):
+            raise SynthError(f"{ann_path}:{lineno}: expected '<file>  <Class>  <start>  <end> ...', got "
+                             f"{one_line(line, 120)!r}") from None
     videos = []
-    with open(labels_path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in LABEL_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise SynthError(f"{labels_path}: missing column(s) {', '.join(missing)}")
-        for row in reader:
-            name = row["name"]
-            if name not in windows:
-                raise SynthError(f"{ann_path}: no annotation line for video {name}")
-            start, end = windows[name]
-            try:
-                videos.append(SynthVideo(name=name, file=row["file"], label=int(row["label"]), cls=row["class"],
-                                         split=row["split"], num_frames=int(row["num_frames"]),
-                                         fps=float(row["fps"]), start=start, end=end))
-            except ValueError as exc:
-                raise SynthError(f"{labels_path}: bad row for video {name}: {exc}") from exc
+    _, rows = read_csv_table(labels_path, LABEL_COLUMNS, "labels file", SynthError)
+    for lineno, row in rows:
+        name = row["name"]
+        if name not in windows:
+            raise SynthError(f"{ann_path}: no annotation line for video {one_line(name, 80)}")
+        start, end = windows[name]
+        try:
+            videos.append(SynthVideo(name=name, file=row["file"], label=int(row["label"]), cls=row["class"],
+                                     split=row["split"], num_frames=int(row["num_frames"]),
+                                     fps=float(row["fps"]), start=start, end=end))
+        except ValueError as exc:
+            raise SynthError(f"{labels_path}:{lineno}: bad row for video {one_line(name, 80)}: {exc}") from None
     return videos

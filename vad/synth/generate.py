@@ -33,7 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from vad.errors import VideoError
-from vad.io import atomic_path, write_json_atomic, write_text_atomic
+from vad.io import atomic_path, file_mode, write_json_atomic, write_text_atomic
 from vad.names import NORMAL_CLASS
 from vad.synth.benchmark import (
     ANNOTATION_FILE,
@@ -304,6 +304,7 @@ def render_video(video: SynthVideo, config: SynthConfig, path: str | os.PathLike
                 writer.write(frame)
         finally:
             writer.release()
+        os.chmod(tmp, file_mode())  # mkstemp made it 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
