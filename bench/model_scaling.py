@@ -127,13 +127,23 @@ def print_profiles(sizes: list[int], variant: str, threads: int, top: int) -> No
     with the time ratio of each size to the one before it."""
     profiles = {n: json.loads(_child(["--profile-child", str(n), "--variant", variant, "--threads", str(threads)])
                               .strip().splitlines()[-1]) for n in sizes}
+    by_op = {n: {} for n in sizes}  # the same profiles summed over shapes: dense and windowed ops line up
+    for n, ops in profiles.items():
+        for key, ms in ops.items():
+            by_op[n][key.split(" ", 1)[0]] = by_op[n].get(key.split(" ", 1)[0], 0.0) + ms
+    _table(profiles, sizes, top, "op [first input shape, N = video length]", total=True)
+    print()
+    _table(by_op, sizes, max(4, top // 2), "op (all shapes)", total=False)
+
+
+def _table(profiles: dict[int, dict[str, float]], sizes: list[int], top: int, header: str, total: bool) -> None:
+    """Rows: the ``top`` keys by time at the largest size; columns: ms per size and the ratio to the size before."""
     last = profiles[sizes[-1]]
     keys = sorted(last, key=last.get, reverse=True)[:top]
-    header = "op [first input shape, N = video length]"
     width = max(len(header), *(len(k) for k in keys))
     print(f"{header:<{width}} {'ms @' + str(sizes[0]):>10}"
           + "".join(f" {'ms @' + str(n):>10} {'ratio':>6}" for n in sizes[1:]))
-    for key in [*keys, "total"]:
+    for key in [*keys, *(["total"] if total else [])]:
         vals = [sum(profiles[n].values()) if key == "total" else profiles[n].get(key, 0.0) for n in sizes]
         cells = [f"{vals[0]:>10.1f}"]
         for prev, val in zip(vals, vals[1:]):
@@ -159,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (the targets assume 1)")
     parser.add_argument("--profile", type=int, nargs="+", metavar="N",
                         help="print torch.profiler's top ops at these N (fresh process each) and exit")
-    parser.add_argument("--top", type=int, default=14, help="profiler rows")
+    parser.add_argument("--top", type=int, default=12, help="profiler rows")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--profile-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -25,6 +25,8 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "hop_attention": ("-m", "bench.hop_attention", "--threads", "1"),
     "live": ("-m", "bench.live"),
     "oneclass": ("-m", "bench.oneclass", "--hours", "1", "100"),
+    "model_scaling": ("-m", "bench.model_scaling"),
+    "gpu": ("-m", "bench.gpu"),
 }
 HEADER = """# Benchmarks
 
