@@ -111,6 +111,7 @@ class Scorer:
 
             self.model_dir = Path("zero-shot")
             self.loaded, self.extractor, self.threshold = zero_shot_scorer_parts(config, self.device)
+            self.model_id = "zero-shot:" + "|".join(self.loaded.prompts) + ":" + self.extractor.backbone.weights_id
         else:
             if model_dir is None:
                 raise VadError("no model: pass --model MODEL_DIR (or --zero-shot)")
@@ -118,7 +119,7 @@ class Scorer:
             self.loaded = load_checkpoint(model_dir, self.device)
             self.extractor = _extractor_for(self.loaded, config, self.model_dir)
             self.threshold = stored_threshold(self.loaded.info, config.segments.threshold)
-        self.model_id = _model_id(self.model_dir, self.extractor.backbone.weights_id)
+            self.model_id = _model_id(self.model_dir, self.extractor.backbone.weights_id)
         self.config = replace(config, segments=replace(config.segments, threshold=self.threshold.value))
         self._lock = threading.Lock()
 
