@@ -229,6 +229,17 @@ def _score(run: Run) -> int:
     return report_failures(report.failed, getattr(report, "notes", ()))
 
 
+@verb("export", "export a trained model's scoring head to ONNX (one video, any number of snippets)", {},
+      [arg("model_dir", type=str, help="model directory written by `vad train`"),
+       arg("--out", type=str | None, default=None, help="ONNX file to write (default: MODEL_DIR/model.onnx)")])
+def _export(run: Run) -> int:
+    from vad.engine.export import export_onnx
+
+    path = export_onnx(run.args.model_dir, run.args.out)
+    print(f"export: {path} (inputs clip[, frame, patch, motion] of shape (1, N, ...), output scores (1, N))")
+    return EXIT_OK
+
+
 @verb("serve", "the web UI: upload a video, see its anomaly scores and segments", {"": "vad.engine.score:ScoreConfig"},
       [MODEL_DIR, *WEB, arg("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (MB)")],
       SEGMENT_SHORTCUTS)

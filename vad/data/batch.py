@@ -36,13 +36,14 @@ class FeatureBatch:
         """The tensor of a feature level by name (``clip``, ``frame``, ``patch``, ``motion``, ``text``)."""
         return getattr(self, name)
 
-    def centered(self) -> FeatureBatch:
+    def centered(self, sorted_median: bool = False) -> FeatureBatch:
         """Each video's visual features minus that video's per-dimension median over its real snippets.
 
         CLIP features of one scene are nearly parallel (cosine ~0.9); what changes over a video is a small
         residual. The median (not the mean) is the video's usual state whenever anomalies cover under half of
         it, so normal snippets sit near 0 and abnormal ones away from it. (With the mean, an abnormal video's
         normal snippets are pushed opposite to its anomaly, and MIL can learn that inverted cue.)
+        ``sorted_median`` computes the same median with :func:`masked_median` (ONNX has no ``nanmedian``).
         """
         m = self.node_mask
 
@@ -50,6 +51,8 @@ class FeatureBatch:
             if t is None:
                 return None
             wt = m.view(*m.shape, *([1] * (t.dim() - 2)))
+            if sorted_median:
+                return (t - masked_median(t, m)) * wt
             median = t.masked_fill(~wt, float("nan")).nanmedian(dim=1, keepdim=True).values
             return (t - median.nan_to_num(0.0)) * wt
 
@@ -60,6 +63,18 @@ class FeatureBatch:
     def lengths(self) -> Tensor:
         """Real snippets per video, ``(B,)``."""
         return self.node_mask.sum(1)
+
+
+def masked_median(t: Tensor, node_mask: Tensor) -> Tensor:
+    """Lower median over dim 1 of the real snippets by sort + gather, ``(B, N, ...) → (B, 1, ...)``; 0 if none.
+
+    Equals ``nanmedian`` of ``t`` with padding set to NaN (then NaN → 0), in ops that ONNX exports.
+    """
+    wt = node_mask.view(*node_mask.shape, *([1] * (t.dim() - 2)))
+    ranked = t.masked_fill(~wt, float("inf")).sort(dim=1).values  # real values first, ascending
+    count = node_mask.sum(1).view(-1, 1, *([1] * (t.dim() - 2)))  # shape = [B, 1, 1...]
+    pos = ((count - 1).clamp(min=0) // 2).expand(-1, 1, *t.shape[2:])
+    return ranked.gather(1, pos).masked_fill(count == 0, 0.0)
 
 
 def _move(t: Tensor | None, device: torch.device | str) -> Tensor | None:

@@ -55,6 +55,7 @@ class ScoreConfig:
     precision: str = "auto"  # backbone precision: auto | fp32 | fp16 | bf16
     zero_shot: bool = False  # no trained model: score by CLIP prompt similarity (needs real CLIP weights)
     prompts: str | None = None  # zero-shot prompt file, one per line, the normal class first (default: UCF-Crime)
+    runtime: str = "torch"  # torch | onnx (onnxruntime on CPU, MODEL/model.onnx; exported first if missing)
 
 
 @dataclass
@@ -105,6 +106,10 @@ class Scorer:
     def __init__(self, model_dir: str | os.PathLike | None, config: ScoreConfig = ScoreConfig()) -> None:
         from vad.features.backbone import resolve_device
 
+        if config.runtime not in ("torch", "onnx"):
+            raise VadError(f"runtime must be torch or onnx, got {config.runtime!r}")
+        if config.runtime == "onnx" and config.zero_shot:
+            raise VadError("--runtime onnx runs an exported trained model: not with --zero-shot")
         self.device = resolve_device(config.device)
         if config.zero_shot:
             from vad.engine.zeroshot import zero_shot_scorer_parts
@@ -120,6 +125,11 @@ class Scorer:
             self.extractor = _extractor_for(self.loaded, config, self.model_dir)
             self.threshold = stored_threshold(self.loaded.info, config.segments.threshold)
             self.model_id = _model_id(self.model_dir, self.extractor.backbone.weights_id)
+        self.onnx = None
+        if config.runtime == "onnx":
+            from vad.engine.export import onnx_model_for
+
+            self.onnx = onnx_model_for(self.model_dir)
         self.config = replace(config, segments=replace(config.segments, threshold=self.threshold.value))
         self._lock = threading.Lock()
 
@@ -163,7 +173,12 @@ class Scorer:
         started = time.perf_counter()
         with self._lock:
             feats = self.extractor.extract(path, progress=progress)
-            scores = score_features(self.loaded.model, feats, self.loaded.text, self.loaded.levels, self.device)
+            if self.onnx is not None:
+                from vad.engine.export import score_features_onnx
+
+                scores = score_features_onnx(self.onnx, feats, self.loaded.text)
+            else:
+                scores = score_features(self.loaded.model, feats, self.loaded.text, self.loaded.levels, self.device)
         return ScoredVideo(path, scores, self.segments(scores, seg_cfg), seg_cfg, time.perf_counter() - started)
 
     def segments(self, scores: VideoScores, config: SegmentConfig) -> list[Segment]:

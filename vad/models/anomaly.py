@@ -71,6 +71,7 @@ class AnomalyModel(nn.Module):
         heads = {"vadgraph": GraphFusionHead, "mil_mlp": MILMLPHead, "mtn_concat": MTNConcatHead,
                  "oneclass": OneClassHead, "zeroshot": ZeroShotHead}
         self.head = heads[config.arch](config)
+        self.exportable = False  # see set_exportable
         # per-level, per-dimension input scales fitted on training features; saved with the weights
         self.register_buffer("input_scale", torch.ones(len(VISUAL_LEVELS), config.feature_dim))  # clip/frame/patch
         self.register_buffer("motion_scale", torch.ones(max(1, config.motion_dim)))  # (M,)
@@ -84,7 +85,7 @@ class AnomalyModel(nn.Module):
 
     def prepare(self, batch: FeatureBatch) -> FeatureBatch:
         """Centre per video (``config.center``) and divide each visual level by its fitted scale."""
-        batch = batch.centered() if self.config.center else batch
+        batch = batch.centered(self.exportable) if self.config.center else batch
         scaled = {lvl: None if batch.level(lvl) is None else batch.level(lvl) / self.input_scale[i]
                   for i, lvl in enumerate(VISUAL_LEVELS)}
         motion = batch.motion
@@ -94,6 +95,13 @@ class AnomalyModel(nn.Module):
                                    f"{self.config.motion_dim} (extract with the model's motion settings)")
             motion = motion / self.motion_scale
         return replace(batch, **scaled, motion=motion)
+
+    def set_exportable(self, on: bool = True) -> AnomalyModel:
+        """Compute medians by sort + gather instead of ``nanmedian`` (ONNX export; the same numbers); returns self."""
+        self.exportable = on
+        if hasattr(self.head, "exportable"):
+            self.head.exportable = on
+        return self
 
     @torch.no_grad()
     def fit_input_scale(self, videos: Sequence[VideoFeatures]) -> None:

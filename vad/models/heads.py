@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from fusion import RELATION_STATS, LEGOGraphEncoder
 from graph4mm import HopDiffusedAttention, MMQFormer
-from vad.data.batch import FeatureBatch
+from vad.data.batch import FeatureBatch, masked_median
 from vad.models.config import ModelConfig
 
 
@@ -74,9 +74,14 @@ def temporal_neighbors(node_mask: Tensor, reach: int) -> tuple[Tensor, Tensor]:
     return idx, mask
 
 
-def center_per_video(x: Tensor, node_mask: Tensor) -> Tensor:
-    """``x (B, N, C)`` minus each video's median over its real snippets: what sets a snippet apart in its video."""
+def center_per_video(x: Tensor, node_mask: Tensor, sorted_median: bool = False) -> Tensor:
+    """``x (B, N, C)`` minus each video's median over its real snippets: what sets a snippet apart in its video.
+
+    ``sorted_median``: the same median by sort + gather (:func:`vad.data.batch.masked_median`, exportable).
+    """
     wt = node_mask[:, :, None]
+    if sorted_median:
+        return (x - masked_median(x, node_mask)) * wt
     median = x.masked_fill(~wt, float("nan")).nanmedian(dim=1, keepdim=True).values.nan_to_num(0.0)
     return (x - median) * wt
 
@@ -135,6 +140,7 @@ class GraphFusionHead(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
+        self.exportable = False  # True while exporting to ONNX: medians by sort + gather (same numbers)
         h = config.hidden
         self.node_proj = nn.Linear(snippet_width(config), h)
         self.lego: LEGOGraphEncoder | None = None
@@ -177,7 +183,7 @@ class GraphFusionHead(nn.Module):
                 h = h + enc.nodes  # LEGO's propagation path: G X W
                 own[0] = h
             if self.relation_norm is not None:
-                relations = center_per_video(enc.relations, mask)  # shape = [B, N, R]
+                relations = center_per_video(enc.relations, mask, self.exportable)  # shape = [B, N, R]
                 extras["relations"] = relations
                 own.append(self.relation_norm(relations, mask))
         logits = self.scorer(torch.cat(own, dim=-1)).squeeze(-1)
