@@ -127,6 +127,8 @@ class Scorer:
             self.model_id = _model_id(self.model_dir, self.extractor.backbone.weights_id)
         self.onnx = None
         if config.runtime == "onnx":
+            if config.zero_shot:
+                raise VadError("--runtime onnx needs a trained model directory; zero-shot scoring runs in torch")
             from vad.engine.export import onnx_model_for
 
             self.onnx = onnx_model_for(self.model_dir)
