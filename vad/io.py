@@ -14,7 +14,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -252,3 +252,17 @@ class RunReport:
     def exit_code(self) -> int:
         """0 if every input succeeded, 1 if some failed (the CLI's contract)."""
         return 1 if self.failed else 0
+
+
+def unique_stems(videos: Iterable[Path], failed: dict[str, str]) -> Iterator[tuple[str, Path]]:
+    """``(stem, path)`` of each video whose file stem (its output name) no earlier video took; a clash is
+    recorded in ``failed`` naming both files, and the batch goes on."""
+    claimed: dict[str, Path] = {}
+    for video in videos:
+        name = video.stem
+        if name in claimed:
+            failed[str(video)] = one_line(f"{video}: name clash with {claimed[name]} (same file stem; "
+                                          f"rename one of them)")
+            continue
+        claimed[name] = video
+        yield name, video

@@ -35,7 +35,7 @@ from vad.engine.report import (
 from vad.engine.segments import Segment, SegmentConfig, find_segments
 from vad.errors import VadError, VideoError, WeightsError
 from vad.features.inputs import VIDEO_EXTENSIONS, find_videos, path_problem
-from vad.io import RunReport, clean_stale_parts, failure_reason, fingerprint, one_line, printable
+from vad.io import RunReport, clean_stale_parts, failure_reason, fingerprint, one_line, printable, unique_stems
 from vad.models.checkpoint import CONFIG, WEIGHTS, LoadedModel, load_checkpoint
 from vad.names import SUMMARY_FILE
 
@@ -313,16 +313,9 @@ def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLi
     config = scorer.config  # the threshold filled in from the model when none was given
     rows = read_summary(out)
     report = ScoreReport(out, threshold=scorer.threshold.description)
-    claimed: dict[str, Path] = {}
     bar = tqdm(videos, desc="score", unit="video", disable=not progress)
-    for video in bar:
-        name = video.stem
+    for name, video in unique_stems(bar, report.failed):
         bar.set_postfix_str(printable(name[:30]))
-        if name in claimed:
-            report.failed[str(video)] = one_line(f"{video}: name clash with {claimed[name]} (same file stem; "
-                                                 f"rename one of them)")
-            continue
-        claimed[name] = video
         _score_one(scorer, video, out, rows, report, config, bar, (ground_truth or {}).get(name))
         write_summary(out, rows)
     write_summary(out, rows)

@@ -38,6 +38,7 @@ from vad.io import (
     one_line,
     printable,
     read_text,
+    unique_stems,
     write_json_atomic,
 )
 from vad.names import MANIFEST_FILE, TEXT_FILE
@@ -233,16 +234,9 @@ def extract_videos(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     if not text_path.exists():
         extractor.text_features().save(text_path)
     entries: dict = manifest["videos"]
-    claimed: dict[str, Path] = {}
     bar = tqdm(videos, desc="extract", unit="video", disable=not progress)
-    for video in bar:
-        name = video.stem
+    for name, video in unique_stems(bar, report.failed):
         bar.set_postfix_str(printable(name[:30]))
-        if name in claimed:
-            report.failed[str(video)] = one_line(f"{video}: name clash with {claimed[name]} (same file stem; "
-                                                 f"rename one of them)")
-            continue
-        claimed[name] = video
         if _is_done(entries.get(name, {}), find_feature_file(out, name), video, name, report):
             report.skipped.append(name)
             continue

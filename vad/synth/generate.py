@@ -6,14 +6,7 @@ random window covering 5-30 % of its frames. Some classes are invisible in any s
 (``Running`` is a speed, ``WrongWay`` a direction, ``Fighting`` a stop plus jitter of a pair that also walks
 together in normal videos, ``Abandoned`` an object that looks like the scene's static props but appears).
 
-Layout written by :func:`make_benchmark` under ``OUT``::
-
-    videos/<Class>_<idx>.avi            MJPG in AVI: every frame a key frame, so decord seeks exactly
-    Temporal_Anomaly_Annotation.txt     "<file>  <Class>  <start1>  <end1>  -1  -1" (0-based, end exclusive)
-    labels.csv                          name,file,label,class,split,num_frames,fps
-    train.list / val.list / test.list   video paths relative to OUT, abnormal videos first
-    gt-val.npy / gt-test.npy            frame-level 0/1 (uint8) of the split's videos in list order
-    benchmark.json                      the config and a summary
+:func:`make_benchmark` writes the layout described in :mod:`vad.synth.benchmark`.
 
 Everything is a function of ``(config, seed)``: the plan and each video's pixels come from seeded generators, so
 the same seed gives byte-identical labels and ground truth and identical frames."""
