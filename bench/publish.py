@@ -23,7 +23,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "motion_cost": ("-m", "bench.motion_cost"),
     "fusion_scaling": ("-m", "bench.fusion_scaling"),
     "hop_attention": ("-m", "bench.hop_attention", "--threads", "1"),
-    "live": ("-m", "bench.live"),
+    "live": ("-m", "bench.live", "--long-minutes", "30"),
     "oneclass": ("-m", "bench.oneclass", "--hours", "1", "100"),
     "model_scaling": ("-m", "bench.model_scaling"),
     "gpu": ("-m", "bench.gpu"),
