@@ -147,6 +147,7 @@ def _extract(run: Run) -> int:
       TRAIN_SHORTCUTS)
 def _train(run: Run) -> int:
     from vad.engine.calibration import stored_threshold
+    from vad.engine.distributed import is_main
     from vad.engine.train import train_from_paths
     from vad.models.checkpoint import read_model_info
 
@@ -154,6 +155,8 @@ def _train(run: Run) -> int:
     result = train_from_paths(a.features, a.out, a.labels or a.benchmark, a.format, run.configs["model"],
                               run.configs["train"], a.val_fraction, progress=not run.quiet,
                               calibration=run.configs["calibration"])
+    if not is_main():  # torchrun: rank 0 reports (every rank holds the same result)
+        return EXIT_OK
     print(f"train: best epoch {result.best_epoch}, val {result.val_metric} {result.best_val:.4f}, "
           f"{result.model.num_parameters():,} parameters, {result.seconds_per_epoch:.2f} s/epoch -> {a.out}")
     print(f"train: threshold {stored_threshold(read_model_info(a.out)).description}")

@@ -6,6 +6,12 @@ snippet scores (k = N // 16 + 1) and is trained with binary cross-entropy agains
 smoothness and sparsity terms on abnormal videos. The checkpoint kept is the one with the best validation
 metric (frame AUC when the validation videos have frame ground truth, else video-level AUC); test data is never
 looked at. Early stopping after ``patience`` epochs without improvement.
+
+Under ``torchrun`` (:mod:`vad.engine.distributed`) the model is wrapped in DistributedDataParallel: every rank
+draws the same epoch batches from the same seeded generator and trains on its own disjoint share of each global
+batch (:func:`rank_share`), so the global batch is the single-process one and DDP's gradient average equals the
+single-process mean loss. Rank 0 validates, decides early stopping (broadcast to all ranks) and writes the
+checkpoint; the EMA weights are updated identically everywhere. Dropout is seeded with ``seed + rank``.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from tqdm.auto import tqdm
 from fusion import degree_variance_loss
 from vad.data.batch import collate
 from vad.data.dataset import Dataset, VideoRecord, load_dataset
+from vad.engine import distributed
 from vad.engine.calibration import CalibrationConfig, calibrate
 from vad.engine.inference import score_records
 from vad.engine.metrics import evaluate
@@ -117,6 +124,12 @@ def paired_batches(records: Sequence[VideoRecord], batch_size: int, rng: np.rand
     return [list(n_ids[s * half:(s + 1) * half]) + list(a_ids[s * half:(s + 1) * half]) for s in range(steps)]
 
 
+def rank_share(batch: Sequence[int], rank: int, world: int) -> list[int]:
+    """This rank's disjoint share of a global :func:`paired_batches` batch: every world-th normal, abnormal."""
+    half = len(batch) // 2
+    return list(batch[:half][rank::world]) + list(batch[half:][rank::world])
+
+
 def validation_score(model: AnomalyModel, records: Sequence[VideoRecord], text: np.ndarray | None,
                      levels: Sequence[str], gt: Mapping[str, np.ndarray] | None, device: torch.device
                      ) -> tuple[float, str]:
@@ -167,10 +180,22 @@ class Trainer:
         if val_gt is None and len({r.label for r in self.val_set}) < 2:
             raise VadError(f"the val split holds only {'abnormal' if self.val_set[0].label else 'normal'} videos: "
                            f"model selection needs both normal and abnormal videos there (or frame ground truth)")
+        half = max(1, config.batch_size // 2)
         _seed_everything(config.seed)
-        self.dataset, self.config, self.val_gt, self.progress = dataset, config, val_gt, progress
+        self.dataset, self.config, self.val_gt = dataset, config, val_gt
         self.calibration = calibration
         self.device = resolve_device(config.device)
+        self.dist = distributed.setup(self.device)
+        if self.dist is not None:
+            self.device = self.dist.device
+            if half < self.dist.world:
+                self.close()
+                raise VadError(f"batch_size {config.batch_size} is too small for {self.dist.world} processes: "
+                               f"each needs at least one normal and one abnormal video per step")
+            if half % self.dist.world and self.dist.rank == 0:
+                log.warning("batch_size/2 = %d is not a multiple of %d processes: unequal shares, so the averaged "
+                            "gradient only approximates the single-process one", half, self.dist.world)
+        self.progress = progress and distributed.is_main()
         self.levels = dataset.levels()
         self.text = None if dataset.text is None else dataset.text.embeddings
         self.model = AnomalyModel(complete_model_config(model_config, dataset))
@@ -179,6 +204,11 @@ class Trainer:
         self.average = torch.optim.swa_utils.AveragedModel(
             self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(config.ema_decay),
             use_buffers=True)
+        self.net: torch.nn.Module = self.model
+        if self.dist is not None:
+            torch.manual_seed(config.seed + self.dist.rank)  # dropout differs per rank, reproducibly
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
         self.optimizer = torch.optim.AdamW(self._param_groups(), lr=config.lr, weight_decay=config.weight_decay)
         steps = config.epochs * math.ceil(len(paired_batches(self.train_set, config.batch_size,
                                                              np.random.default_rng(0))))
@@ -199,10 +229,12 @@ class Trainer:
 
     def train_epoch(self) -> float:
         """One pass over paired normal/abnormal batches; the mean loss."""
-        cfg, model = self.config, self.model
+        cfg, model = self.config, self.net
         model.train()
         losses = []
         for idx in paired_batches(self.train_set, cfg.batch_size, self.rng):
+            if self.dist is not None:
+                idx = rank_share(idx, self.dist.rank, self.dist.world)
             batch = collate([self.train_set[i].features for i in idx], self.levels, self.text, cfg.num_snippets,
                             pad_short=True).to(self.device)
             labels = torch.tensor([self.train_set[i].label for i in idx], device=self.device)
@@ -216,9 +248,9 @@ class Trainer:
             self.optimizer.step()
             if self.scheduler is not None:
                 self.scheduler.step()
-            self.average.update_parameters(model)
+            self.average.update_parameters(self.model)
             losses.append(loss.item())
-        return float(np.mean(losses))
+        return distributed.mean_over_ranks(float(np.mean(losses)), self.device)
 
     def validate(self) -> tuple[float, str]:
         """Selection metric of the averaged weights on the val split (see :func:`validation_score`)."""
@@ -233,7 +265,7 @@ class Trainer:
             started = time.perf_counter()
             loss = self.train_epoch()
             seconds = time.perf_counter() - started
-            val, metric_name = self.validate()
+            val, metric_name = self._validate_and_share()
             self.history.append({"epoch": epoch + 1, "loss": loss, metric_name: val, "seconds": round(seconds, 3)})
             log.info("epoch %d loss %.4f val %s %.4f", epoch + 1, loss, metric_name, val)
             bar.set_postfix(loss=f"{loss:.3f}", val=f"{val:.3f}")
@@ -242,12 +274,29 @@ class Trainer:
                 best, stale = (val, epoch + 1, state), 0
             else:
                 stale += 1
-                if stale >= self.config.patience:
-                    break
+            if self._stop(stale >= self.config.patience):
+                break
         self.model.load_state_dict(best[2])
         self.model.eval()
         return TrainResult(self.model, best[1], best[0], metric_name, self.history,
                            float(np.mean([h["seconds"] for h in self.history])))
+
+    def _validate_and_share(self) -> tuple[float, str]:
+        """:meth:`validate` on rank 0, its result broadcast to every rank (plain :meth:`validate` without DDP)."""
+        if self.dist is None:
+            return self.validate()
+        val, metric_name = self.validate() if self.dist.rank == 0 else (math.nan, "")
+        val, frame = distributed.broadcast_floats([val, float(metric_name == "frame_auc")], self.device)
+        return val, "frame_auc" if frame else "video_auc"
+
+    def _stop(self, stop: bool) -> bool:
+        """Rank 0's early-stopping decision, on every rank."""
+        return bool(distributed.broadcast_floats([float(stop)], self.device)[0])
+
+    def close(self) -> None:
+        """Leave the process group if this trainer created it (no-op without DDP)."""
+        distributed.cleanup(self.dist)
+        self.dist = None
 
     def save(self, out_dir: str | os.PathLike, result: TrainResult) -> None:
         """Checkpoint of the selected weights, with the training config, the history and the thresholds
@@ -266,9 +315,13 @@ def train_model(dataset: Dataset, model_config: ModelConfig, config: TrainConfig
     """Train on ``dataset``'s train split, select on its val split, write the checkpoint (with thresholds
     calibrated on the val split) to ``out_dir``."""
     trainer = Trainer(dataset, model_config, config, val_gt, progress, calibration)
-    result = trainer.fit()
-    if out_dir is not None:
-        trainer.save(out_dir, result)
+    try:
+        result = trainer.fit()
+        if out_dir is not None and distributed.is_main():
+            trainer.save(out_dir, result)
+        distributed.barrier()  # other ranks return once the checkpoint exists
+    finally:
+        trainer.close()
     return result
 
 

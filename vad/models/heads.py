@@ -95,6 +95,16 @@ def mlp(width_in: int, hidden: int, dropout: float, zero_last: bool = False) -> 
     return net
 
 
+def _global_rms(rows: Tensor) -> Tensor:
+    """Per-channel RMS of ``rows (M, C)``; under DDP over every rank's rows (as SyncBatchNorm), so a
+    data-parallel step sees the statistics of the whole global batch."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return rows.pow(2).mean(0).sqrt().clamp(min=1e-6)
+    total = torch.cat([rows.pow(2).sum(0), rows.new_tensor([rows.shape[0]])])
+    torch.distributed.all_reduce(total)
+    return (total[:-1] / total[-1].clamp(min=1)).sqrt().clamp(min=1e-6)
+
+
 class RunningScale(nn.Module):
     """Divides features ``(B, N, C)`` by a running per-channel RMS over real snippets (updated in training).
 
@@ -111,7 +121,7 @@ class RunningScale(nn.Module):
     def forward(self, x: Tensor, node_mask: Tensor) -> Tensor:
         if self.training:
             with torch.no_grad():
-                rms = x[node_mask].pow(2).mean(0).sqrt().clamp(min=1e-6)
+                rms = _global_rms(x[node_mask])
                 if not bool(self.initialised):
                     self.rms.copy_(rms)
                     self.initialised.fill_(True)
