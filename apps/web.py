@@ -23,13 +23,24 @@ from vad.io import one_line, printable
 
 log = logging.getLogger(__name__)
 CONCURRENCY = 2  # requests worked on at once; scoring itself is serialised by the Scorer (one backbone)
-# gradio lays a gallery of one item out as one full-width square: keep thumbnails thumbnail-sized
-CSS = "#segments-gallery .grid-container { grid-template-columns: repeat(auto-fill, minmax(160px, 200px)) !important; }"
+# gradio lays a gallery of one item out as one full-width square: keep thumbnails thumbnail-sized; the random
+# backbone banner stands out; the score plot's image fills the page width
+CSS = ("#segments-gallery .grid-container {"
+       " grid-template-columns: repeat(auto-fill, minmax(160px, 200px)) !important; }"
+       " #random-banner { background: #fff3cd; border: 2px solid #d39e00; border-radius: 6px; padding: 8px 14px;"
+       " color: #533f03; font-weight: 600; }"
+       " #score-plot img { width: 100% !important; max-width: none !important; height: auto !important; }"
+       " #segment-captions { white-space: normal; overflow-wrap: anywhere; }")
+RANDOM_BANNER = ("RANDOM-initialised backbone: scores show the pipeline works, not what real CLIP weights would "
+                 "find")
+RANDOM_SUBTITLE = "random-initialised backbone: shows the pipeline works, not what real CLIP weights would find"
+NO_RESULT = "No video scored yet."
 TABLE_HEADERS = ["#", "start", "end", "seconds", "peak", "mean", "best-matching prompt"]
 KEEP_REQUESTS = 32  # per-request output folders kept (the newest); older ones are removed
 KEEP_SECONDS = 3600.0  # ...and none older than this; gradio's copies of uploads and outputs age out the same way
 PRUNE_GRACE_S = 60.0  # nothing younger is removed: uploads waiting in the queue, outputs not yet downloaded
 CACHE_ENTRIES_PER_REQUEST = 16  # gradio cache folders one request may make (upload, player copy, outputs, gallery)
+_MD_SPECIAL = re.compile(r"[\\`*_{}\[\]<>#|]")  # escaped in text shown as Markdown
 _ABS_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:'\"]+/)+(?=[^\s/:'\"])")  # the folders of an absolute path
 
 
@@ -38,27 +49,82 @@ def hide_paths(message: str) -> str:
     return _ABS_PATH.sub("", message)
 
 
-def _ui_errors(fn: Callable) -> Callable:
-    """Show a user error as a red message in the UI; log anything else and show a short message (no crash)."""
+class UserError(Exception):
+    """A request the UI answers with a message (no video chosen)."""
+
+
+def is_random_backbone(weights: str | os.PathLike | None) -> bool:
+    """Whether backbone ``weights`` are random-initialised: ``random``, ``random:SEED`` or a ``*-random-*`` file."""
+    text = str(weights or "")
+    return text.startswith("random") or "-random-" in Path(text).stem
+
+
+def scorer_is_random(scorer: Scorer) -> bool:
+    """Whether ``scorer`` scores with a random-initialised backbone (the override, else the checkpoint's)."""
+    bb = scorer.loaded.backbone
+    return is_random_backbone(scorer.config.pretrained or bb.get("weights_recorded") or bb.get("weights", ""))
+
+
+def error_message(exc: BaseException) -> str:
+    """The one-line message shown for a failed request (no server paths)."""
+    if isinstance(exc, UserError | VadError):
+        return hide_paths(one_line(str(exc)))
+    return hide_paths(one_line(f"scoring failed ({type(exc).__name__}: {exc})", 240))
+
+
+def _api_errors(fn: Callable) -> Callable:
+    """For API clients: a failed request raises ``gr.Error`` with the one-line message (``AppError`` for them)."""
     import gradio as gr
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except VadError as exc:
-            raise gr.Error(hide_paths(one_line(str(exc))), print_exception=False) from exc
+        except (UserError, VadError) as exc:
+            raise gr.Error(error_message(exc), print_exception=False) from exc
         except Exception as exc:  # a bug or an unexpected file: this request fails, the server keeps serving
             log.exception("request failed")
-            raise gr.Error(hide_paths(one_line(f"scoring failed ({type(exc).__name__}: {exc})", 240)),
-                           print_exception=False) from exc
+            raise gr.Error(error_message(exc), print_exception=False) from exc
     return wrapper
 
 
+def _ui_errors(cleared: Callable[[str], tuple]) -> Callable[[Callable], Callable]:
+    """Turn an error of the handler into ``cleared(message)``: the message persists in the status area, the other
+    outputs are emptied (no toast, no error badges); unexpected errors are logged too (the server keeps serving)."""
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except (UserError, VadError) as exc:
+                return cleared(error_message(exc))
+            except Exception as exc:  # a bug or an unexpected file: this request fails, the server keeps serving
+                log.exception("request failed")
+                return cleared(error_message(exc))
+        return wrapper
+    return decorate
+
+
+def status_error(message: str) -> str:
+    """The status Markdown for a failed request."""
+    return f"⚠️ **Could not score this file:** {message}"
+
+
+def _cleared(message: str) -> tuple:
+    """Outputs after a failed request: plot, status, table, gallery, captions, files, summary, state."""
+    return None, status_error(message), [], [], "", None, None, None
+
+
+def captions_markdown(thumbnails: Sequence[tuple]) -> str:
+    """The gallery's captions in full, one numbered line per key frame (gradio's own captions are cut short)."""
+    if not thumbnails:
+        return ""
+    escaped = [_MD_SPECIAL.sub(r"\\\g<0>", printable(caption)) for _, caption in thumbnails]
+    return "\n".join(f"{i + 1}. {caption}" for i, caption in enumerate(escaped))
+
+
 def _views(scorer: Scorer, scored: ScoredVideo, out_dir: Path) -> tuple:
-    """Everything shown for one scored video at its threshold: plot, status, table, gallery, files, summary."""
+    """Everything shown for one scored video: plot, status, table, gallery, captions, files, summary."""
     from vad.engine.report import score_figure
 
     segs = scored.segments
@@ -73,9 +139,11 @@ def _views(scorer: Scorer, scored: ScoredVideo, out_dir: Path) -> tuple:
     summary = {"video": printable(scored.name), "max_score": round(float(fr.max()), 4), "num_frames": len(fr),
                "fps": scored.scores.fps, "threshold": scored.config.threshold, "threshold_source": label,
                "segments": [s.to_dict() for s in segs]}
-    return (score_figure(scored.scores, segs, scored.config.threshold, threshold_label=label), status, rows,
-            segment_thumbnails(scored.path, segs), [str(paths["csv"]), str(paths["json"]), str(paths["png"])],
-            summary)
+    thumbs = segment_thumbnails(scored.path, segs)
+    subtitle = RANDOM_SUBTITLE if scorer_is_random(scorer) else None
+    return (score_figure(scored.scores, segs, scored.config.threshold, threshold_label=label, subtitle=subtitle),
+            status, rows, thumbs, captions_markdown(thumbs),
+            [str(paths["csv"]), str(paths["json"]), str(paths["png"])], summary)
 
 
 def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_upload_mb: float = 200.0,
@@ -91,11 +159,10 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
     cache_dir = Path(os.environ["GRADIO_TEMP_DIR"])  # uploads and gradio's copies: under ``work`` unless set
     default = scorer.config.segments
 
-    @_ui_errors
     def score(video: str | None, threshold: float, progress=gr.Progress()):  # noqa: B008 (gradio's idiom)
         """Score the uploaded file; the player gets it back (gradio converts it to a browser-playable mp4)."""
         if not video:
-            raise gr.Error("Upload a video or pick an example first.", print_exception=False)
+            raise UserError("Upload a video or pick an example first.")
         path = check_upload(video, max_upload_mb)
         prune_work(work, cache_dir if cache_dir.is_relative_to(work) else None,
                    keep_files=_kept_files(app) | {str(Path(video).absolute())})  # examples, and this upload
@@ -106,10 +173,13 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
         out = Path(tempfile.mkdtemp(prefix="req-", dir=work))
         return (str(path), *_views(scorer, scored, out), {"scored": scored, "out": str(out)})
 
-    @_ui_errors
+    score_ui = _ui_errors(lambda message: (None, *_cleared(message)))(score)  # the message stays in the status
+
+    @_ui_errors(_cleared)
     def rethreshold(threshold: float, state: dict | None):
+        """Segments of the kept scores at a new threshold (no re-scoring)."""
         if not state:
-            return (gr.skip(),) * 7
+            return (gr.skip(),) * 8
         old: ScoredVideo = state["scored"]
         cfg = SegmentConfig(threshold, old.config.min_gap_s, old.config.min_length_s)
         scored = ScoredVideo(old.path, old.scores, scorer.segments(old.scores, cfg), cfg, old.seconds)
@@ -117,9 +187,11 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
 
     with gr.Blocks(title="vadgraph · video anomaly detection", analytics_enabled=False,
                    delete_cache=(600, int(KEEP_SECONDS))) as app:
+        if scorer_is_random(scorer):
+            gr.Markdown(f"⚠️ {RANDOM_BANNER}", elem_id="random-banner")
         gr.Markdown(f"## vadgraph · video anomaly detection\n"
                     f"Upload a video (≤ {max_upload_mb:.0f} MB) or pick an example, then **Score**. "
-                    f"Model: {scorer.describe()}.")
+                    f"Model: {hide_paths(scorer.describe())}.")
         state = gr.State(None)
         with gr.Row(equal_height=False):
             with gr.Column(scale=1, min_width=260):
@@ -132,15 +204,17 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
                                            f"without re-scoring")
                 run = gr.Button("Score", variant="primary")
             with gr.Column(scale=4, min_width=600):
-                with gr.Row(equal_height=True):
+                with gr.Row(equal_height=False):
                     player = gr.Video(label="video", interactive=False, height=300, scale=2)
-                    plot = gr.Plot(label="anomaly score over time", scale=3)
-                status = gr.Markdown("No video scored yet.")
-                table = gr.Dataframe(headers=TABLE_HEADERS, label="abnormal segments", interactive=False,
-                                     wrap=True)
+                    with gr.Column(scale=3):
+                        status = gr.Markdown(NO_RESULT, elem_id="status")
+                        table = gr.Dataframe(headers=TABLE_HEADERS, label="abnormal segments",
+                                             interactive=False, wrap=True)
+        plot = gr.Plot(label="anomaly score over time", elem_id="score-plot")
         gallery = gr.Gallery(label="top abnormal segments (key frame at the peak)", columns=6, rows=1, height=230,
                              object_fit="contain", preview=False, allow_preview=True,
                              elem_id="segments-gallery")
+        captions = gr.Markdown("", elem_id="segment-captions")
         with gr.Row():
             files = gr.File(label="downloads: frame scores (CSV), segments (JSON), plot (PNG)",
                             file_count="multiple", interactive=False)
@@ -149,12 +223,19 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
         with gr.Accordion("What the model relies on: learned LEGO fusion weights", open=fusion is not None):
             if fusion is not None:
                 gr.Markdown("One matrix A per pair of feature graphs: cell (p, q) weighs the p-hop relations of "
-                            "the first graph times the q-hop relations of the second (LEGO fusion).")
+                            "the first graph times the q-hop relations of the second (LEGO fusion). Shown "
+                            "**relative to the uniform initialisation**: A[p, q] − 1/((P+1)(Q+1)), so 0 (white) "
+                            "is unchanged by training, red is weighed more, blue less; the colour scale is "
+                            "symmetric around 0 and ends at the largest |value|.", elem_id="fusion-caption")
                 gr.Plot(value=fusion, show_label=False)
             else:
                 gr.Markdown("This model has no LEGO fusion (an ablation or baseline).")
-        outputs = [plot, status, table, gallery, files, summary, state]
-        run.click(score, [upload, threshold], [player, *outputs], api_name="score")
+        outputs = [plot, status, table, gallery, captions, files, summary, state]
+        # the browser's Score button shows errors in the status area; API clients of /score get them raised
+        run.click(score_ui, [upload, threshold], [player, *outputs], api_name="score_ui",
+                  api_visibility="undocumented")
+        api_score = gr.Button(visible=False)
+        api_score.click(_api_errors(score), [upload, threshold], [player, *outputs], api_name="score")
         threshold.release(rethreshold, [threshold, state], outputs, api_name="threshold",
                           show_progress="minimal")
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)

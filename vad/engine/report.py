@@ -61,15 +61,18 @@ def write_segments_json(path: str | os.PathLike, document: dict) -> Path:
 
 
 def score_figure(scores: VideoScores, segments: Sequence[Segment], threshold: float, title: str | None = None,
-                 ground_truth: np.ndarray | None = None, threshold_label: str | None = None):
+                 ground_truth: np.ndarray | None = None, threshold_label: str | None = None,
+                 subtitle: str | None = None):
     """A matplotlib ``Figure``: the frame-score curve over time, segments shaded and labelled with their best
     prompt, threshold dashed and named (``threshold_label``, e.g. "0.73 (calibrated: 1% false alarms ...)"), and
-    the ground-truth abnormal frames ``(T,)`` as a green band when known."""
+    the ground-truth abnormal frames ``(T,)`` as a green band when known; ``subtitle`` is a second title line
+    (e.g. that the backbone is random-initialised). Text is 10 pt (13.9 px) or larger at the figure's own size
+    (12 x 3.6 in at 100 dpi, about the width of a full-width web view)."""
     from matplotlib.figure import Figure
 
     fps = scores.fps if scores.fps > 0 else 1.0
     t = scores.frame_times()
-    fig = Figure(figsize=(10, 3.4), dpi=100, layout="constrained")
+    fig = Figure(figsize=(12, 3.6), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     if ground_truth is not None:
         gt = np.asarray(ground_truth).reshape(-1)[: len(t)].astype(bool)
@@ -79,17 +82,20 @@ def score_figure(scores: VideoScores, segments: Sequence[Segment], threshold: fl
         ax.axvspan(seg.start_s, seg.end_s, color="tab:red", alpha=0.18, lw=0,
                    label="abnormal segment" if i == 0 else None)
         if seg.prompt:
-            ax.text((seg.start_s + seg.end_s) / 2, 0.97, seg.prompt, ha="center", va="top", fontsize=10,
+            ax.text((seg.start_s + seg.end_s) / 2, 0.97, seg.prompt, ha="center", va="top", fontsize=11,
                     color="darkred", clip_on=True)
     ax.plot(t, scores.frames, color="tab:blue", lw=1.6, label="anomaly score")
     ax.axhline(threshold, color="tab:red", ls="--", lw=1.0, label=f"threshold {threshold_label or f'{threshold:.2f}'}")
     ax.set_xlim(0, max(t[-1], 1.0 / fps) if len(t) else 1)
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("time (s)")
-    ax.set_ylabel("anomaly score")
-    ax.set_title(printable(title or f"{scores.name}: {len(segments)} abnormal segment(s)"), fontsize=10)
+    ax.set_xlabel("time (s)", fontsize=12)
+    ax.set_ylabel("anomaly score", fontsize=12)
+    ax.tick_params(labelsize=11)
+    ax.set_title(printable(title or f"{scores.name}: {len(segments)} abnormal segment(s)"), fontsize=12)
+    if subtitle:
+        fig.suptitle(printable(subtitle), fontsize=11, color="#8a6d00", style="italic")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8, framealpha=0.8)
+    ax.legend(loc="upper right", fontsize=10, framealpha=0.8)
     return fig
 
 
@@ -104,7 +110,9 @@ def save_figure(path: str | os.PathLike, fig) -> Path:
 def fusion_figure(weights: dict[str, np.ndarray] | None):
     """The learned LEGO fusion matrices A, one heatmap per pair of graphs, or None for variants without LEGO.
 
-    ``weights``: pair name (``"clip*frame"``) → ``(P+1, Q+1)``; cell (p, q) weighs ``R_a^p ⊙ R_b^q``.
+    ``weights``: pair name (``"clip*frame"``) → ``(P+1, Q+1)``; cell (p, q) weighs ``R_a^p ⊙ R_b^q``. Shown
+    relative to the uniform initialisation, ``A - 1/((P+1)(Q+1))`` (0: unchanged by training), on a colour scale
+    symmetric around 0 that ends at the largest ``|value|`` of all pairs.
     """
     if not weights:
         return None
@@ -115,21 +123,23 @@ def fusion_figure(weights: dict[str, np.ndarray] | None):
     rows = math.ceil(len(names) / cols)
     fig = Figure(figsize=(3.2 * cols, 2.9 * rows), dpi=100, layout="constrained")
     mats = [np.asarray(weights[n], dtype=np.float64) for n in names]
-    vmax = max(float(np.abs(m).max()) for m in mats) or 1.0
+    mats = [m - 1.0 / m.size for m in mats]  # LEGO starts every cell at 1/((P+1)(Q+1))
+    vmax = max(float(np.abs(m).max()) for m in mats) or 1e-6
     image = None
     for i, (name, mat) in enumerate(zip(names, mats, strict=True)):
         ax = fig.add_subplot(rows, cols, i + 1)
         image = ax.imshow(mat, cmap="RdBu_r", vmin=-vmax, vmax=vmax)
         a, b = (name.split("*", 1) + [""])[:2]
-        ax.set_title(name.replace("*", " × "), fontsize=10)
-        ax.set_xlabel(f"hops of {b or 'b'} (q)", fontsize=8)
-        ax.set_ylabel(f"hops of {a} (p)", fontsize=8)
+        ax.set_title(name.replace("*", " × "), fontsize=11)
+        ax.set_xlabel(f"hops of {b or 'b'} (q)", fontsize=10)
+        ax.set_ylabel(f"hops of {a} (p)", fontsize=10)
         ax.set_xticks(range(mat.shape[1]))
         ax.set_yticks(range(mat.shape[0]))
         for (p, q), v in np.ndenumerate(mat):
-            ax.text(q, p, f"{v:.2f}", ha="center", va="center", fontsize=8,
+            ax.text(q, p, f"{v:+.3f}", ha="center", va="center", fontsize=9,
                     color="white" if abs(v) > 0.6 * vmax else "black")
-    fig.colorbar(image, ax=fig.axes, shrink=0.8, label="A[p, q]")
+    fig.colorbar(image, ax=fig.axes, shrink=0.8, label="A[p, q] − 1/((P+1)(Q+1))")
+    fig.suptitle("relative to the uniform initialisation (0 = unchanged by training)", fontsize=10)
     return fig
 
 
