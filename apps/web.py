@@ -18,6 +18,7 @@ from vad.engine.report import segment_thumbnails
 from vad.engine.score import ScoreConfig, ScoredVideo, Scorer, check_upload
 from vad.engine.segments import SegmentConfig
 from vad.errors import VadError
+from vad.features.backbone import RANDOM_NOTE
 from vad.features.inputs import VIDEO_EXTENSIONS
 from vad.io import one_line, printable
 
@@ -33,7 +34,7 @@ CSS = ("#segments-gallery .grid-container {"
        " #segment-captions { white-space: normal; overflow-wrap: anywhere; }")
 RANDOM_BANNER = ("RANDOM-initialised backbone: scores show the pipeline works, not what real CLIP weights would "
                  "find")
-RANDOM_SUBTITLE = "random-initialised backbone: shows the pipeline works, not what real CLIP weights would find"
+RANDOM_SUBTITLE = RANDOM_NOTE  # the same words as `vad score`'s plots and notes
 NO_RESULT = "No video scored yet."
 TABLE_HEADERS = ["#", "start", "end", "seconds", "peak", "mean", "best-matching prompt"]
 KEEP_REQUESTS = 32  # per-request output folders kept (the newest); older ones are removed
@@ -54,15 +55,15 @@ class UserError(Exception):
 
 
 def is_random_backbone(weights: str | os.PathLike | None) -> bool:
-    """Whether backbone ``weights`` are random-initialised: ``random``, ``random:SEED`` or a ``*-random-*`` file."""
-    text = str(weights or "")
-    return text.startswith("random") or "-random-" in Path(text).stem
+    """Whether backbone ``weights`` are random-initialised (see :func:`vad.features.backbone.is_random_weights`)."""
+    from vad.features.backbone import is_random_weights
+
+    return is_random_weights(weights)
 
 
 def scorer_is_random(scorer: Scorer) -> bool:
     """Whether ``scorer`` scores with a random-initialised backbone (the override, else the checkpoint's)."""
-    bb = scorer.loaded.backbone
-    return is_random_backbone(scorer.config.pretrained or bb.get("weights_recorded") or bb.get("weights", ""))
+    return scorer.random_backbone
 
 
 def error_message(exc: BaseException) -> str:

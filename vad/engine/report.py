@@ -21,8 +21,9 @@ from vad.engine.segments import Segment, SegmentConfig
 from vad.io import atomic_path, printable, write_json_atomic, write_text_atomic
 from vad.names import SUMMARY_FILE
 
+# the last three columns decide whether a resumed run redoes a video
 SUMMARY_COLUMNS = ("name", "path", "status", "max_score", "num_segments", "threshold", "duration_s", "error",
-                   "video_fingerprint", "model", "settings")  # the last three decide whether a resumed run redoes it
+                   "random_backbone", "video_fingerprint", "model", "settings")
 
 
 def scores_csv_text(scores: VideoScores) -> str:

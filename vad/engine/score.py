@@ -188,6 +188,14 @@ class Scorer:
         return find_segments(scores.frames, scores.fps, config, scores.best_prompt, scores.snippet_len,
                              self.prompts, scores.times)
 
+    @property
+    def random_backbone(self) -> bool:
+        """Whether this scorer's backbone is random-initialised (every output then says so)."""
+        from vad.features.backbone import is_random_weights
+
+        bb = self.loaded.backbone
+        return is_random_weights(self.config.pretrained or bb.get("weights_recorded") or bb.get("weights", ""))
+
     def write_outputs(self, scored: ScoredVideo, out_dir: str | os.PathLike,
                       ground_truth: np.ndarray | None = None) -> dict[str, Path]:
         """Write ``NAME.scores.csv``, ``NAME.segments.json`` and ``NAME.png`` (each atomically)."""
@@ -197,8 +205,11 @@ class Scorer:
         document = segments_document(scored.scores, scored.segments, scored.config, str(scored.path),
                                      str(self.model_dir))
         write_segments_json(paths["json"], {**document, "threshold_source": label})
+        from vad.features.backbone import RANDOM_NOTE
+
         save_figure(paths["png"], score_figure(scored.scores, scored.segments, scored.config.threshold,
-                                               ground_truth=ground_truth, threshold_label=label))
+                                               ground_truth=ground_truth, threshold_label=label,
+                                               subtitle=RANDOM_NOTE if self.random_backbone else None))
         return paths
 
 
@@ -313,6 +324,10 @@ def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLi
     config = scorer.config  # the threshold filled in from the model when none was given
     rows = read_summary(out)
     report = ScoreReport(out, threshold=scorer.threshold.description)
+    if scorer.random_backbone:
+        from vad.features.backbone import RANDOM_NOTE
+
+        report.notes.append(f"the model's {RANDOM_NOTE}")
     bar = tqdm(videos, desc="score", unit="video", disable=not progress)
     for name, video in unique_stems(bar, report.failed):
         bar.set_postfix_str(printable(name[:30]))
@@ -350,5 +365,6 @@ def _score_one(scorer: Scorer, video: Path, out: Path, rows: dict[str, dict], re
         return
     s = scored.scores
     rows[name] = {**base, "status": "ok", "max_score": f"{float(s.frames.max()):.4f}",
-                  "num_segments": len(scored.segments), "duration_s": f"{s.duration_s:.2f}", "error": ""}
+                  "num_segments": len(scored.segments), "duration_s": f"{s.duration_s:.2f}", "error": "",
+                  "random_backbone": int(scorer.random_backbone)}
     report.written.append(name)

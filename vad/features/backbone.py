@@ -164,6 +164,16 @@ def random_seed(pretrained: str) -> int | None:
     return None
 
 
+def is_random_weights(weights: str | os.PathLike | None) -> bool:
+    """Whether backbone ``weights`` are random-initialised: ``random``, ``random:SEED`` or a ``*-random-*`` file
+    (what ``vad demo`` and the benches save)."""
+    text = str(weights or "")
+    return text.startswith(RANDOM) or "-random-" in Path(text).stem
+
+
+RANDOM_NOTE = "random-initialised backbone: shows the pipeline works, not what real CLIP weights would find"
+
+
 def load_backbone(config: BackboneConfig) -> Backbone:
     """Build the open_clip model named in ``config`` and load its weights (see module docstring)."""
     import open_clip
