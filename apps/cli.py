@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from apps.cli_config import (
@@ -24,6 +22,7 @@ from apps.cli_config import (
     build,
     cached_config_options,
     config_options,
+    help_cache,
     load_class,
     normalize_argv,
     version,
@@ -267,13 +266,13 @@ def _watch(run: Run) -> int:
        arg("--serve", type=bool, default=False, nargs="?", const=True, help="then open the web UI on the model"),
        *WEB])
 def _demo(run: Run) -> int:
-    from apps.demo import previous_run
+    from apps.demo import previous_run, run_demo_outputs
 
     a, config = run.args, run.configs[""]
     reused = previous_run(a.out, config) if a.serve else None
     if reused is not None:
         print(f"demo: reusing the model trained earlier with the same settings: {reused[0]}")
-    model_dir, video = reused or _run_demo_and_keep(a.out, config, run.quiet)
+    model_dir, video = reused or run_demo_outputs(a.out, config, progress=not run.quiet)
     if a.serve:
         from apps.web import serve
         from vad.engine.score import ScoreConfig
@@ -281,17 +280,6 @@ def _demo(run: Run) -> int:
         serve(model_dir, ScoreConfig(device=config.device), host=a.host, port=a.port, examples=[video])
     return EXIT_OK
 
-
-def _run_demo_and_keep(out: str, config, quiet: bool) -> tuple[Path, Path]:
-    from apps.demo import run_demo
-
-    result = run_demo(out, config, progress=not quiet)
-    return result.model_dir, result.scored_video
-
-
-def help_cache(name: str) -> Path:
-    """Where ``vad NAME --help`` keeps its options between runs."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vadgraph" / f"cli-{name}.json"
 
 
 def verb_parser(name: str, help_only: bool = False):

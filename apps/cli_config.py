@@ -245,3 +245,8 @@ def _write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def help_cache(name: str) -> Path:
+    """Where ``vad NAME --help`` keeps its options between runs."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vadgraph" / f"cli-{name}.json"

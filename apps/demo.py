@@ -280,6 +280,12 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig(), prog
                       video, plot, csv_path, steps.seconds)
 
 
+def run_demo_outputs(out_dir: str | os.PathLike, config: DemoConfig, progress: bool = True) -> tuple[Path, Path]:
+    """Run the demo; ``(model_dir, scored_video)`` for ``vad demo --serve``."""
+    result = run_demo(out_dir, config, progress=progress)
+    return result.model_dir, result.scored_video
+
+
 def previous_run(out_dir: str | os.PathLike, config: DemoConfig) -> tuple[Path, Path] | None:
     """``(model_dir, scored_video)`` of an earlier complete demo run in ``out_dir`` with the same settings."""
     record = Path(out_dir) / RUN_RECORD

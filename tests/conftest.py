@@ -125,3 +125,16 @@ def trained_model(tmp_path_factory, trained_inputs) -> Path:
     train_from_paths(feats, out, bench, model_config=ModelConfig(hidden=32),
                      config=TrainConfig(epochs=2, batch_size=4, num_snippets=8, device="cpu"), progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """A function giving a free TCP port on 127.0.0.1 (for test servers)."""
+    import socket
+
+    def pick() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    return pick

@@ -156,6 +156,18 @@ def failure_reason(item: str | os.PathLike, exc: BaseException) -> str:
     return one_line(text if shown in text else f"{shown}: {text}")
 
 
+def read_json_object(path: str | os.PathLike, what: str, error: type[VadError] = VadError) -> dict:
+    """A JSON file that must hold an object; ``error`` naming the file when it is unreadable, not JSON or not an
+    object."""
+    try:
+        value = json.loads(read_text(path, what, error))
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: corrupt {what}, not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise error(f"{path}: the {what} must be a JSON object, got a {type(value).__name__}")
+    return value
+
+
 def read_text(path: str | os.PathLike, what: str = "file", error: type[VadError] = VadError) -> str:
     """A text file's content (UTF-8, a BOM dropped); ``error`` naming the file and line when it is not text."""
     path = Path(path)

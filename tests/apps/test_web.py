@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -26,12 +25,6 @@ from gradio_client.exceptions import AppError
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _random_named_model(model: Path, out: Path) -> Path:
     """A copy of ``model`` whose backbone weights file is named as the demo names a random one (``*-random-*``)."""
     shutil.copytree(model, out)
@@ -47,7 +40,7 @@ def _random_named_model(model: Path, out: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(trained_model, tmp_path_factory):
+def server(trained_model, tmp_path_factory, free_port):
     """The app on 127.0.0.1 (a free port), with the bundled synthetic example, over a model with a random-named
     backbone file (as the demo writes); closed after the module."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -60,7 +53,7 @@ def server(trained_model, tmp_path_factory):
     model = _random_named_model(trained_model, tmp_path_factory.mktemp("random-model") / "model")
     scorer = Scorer(model, ScoreConfig(SegmentConfig(0.3), device="cpu"))
     app = build_app(scorer, [example_video(work)], max_upload_mb=1, work_dir=work)
-    port = _free_port()
+    port = free_port()
     launch(app, "127.0.0.1", port, max_upload_mb=5, block=False, quiet=True)
     yield {"url": f"http://127.0.0.1:{port}/", "work": work, "prompts": scorer.prompts}
     app.close()

@@ -3,7 +3,6 @@ folders and gradio's copies stay bounded; and a bounded load test (3 rounds x 30
 from __future__ import annotations
 
 import os
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,14 +19,8 @@ from gradio_client.exceptions import AppError  # noqa: E402
 KEEP = 6  # request folders the test server keeps
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(trained_model, tmp_path_factory):
+def server(trained_model, tmp_path_factory, free_port):
     """The app on loopback with a small retention, its work folder (and gradio's cache) under a temp folder."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     import apps.web as web
@@ -40,7 +33,7 @@ def server(trained_model, tmp_path_factory):
     for key in saved_env:
         os.environ.pop(key, None)
     app = web.build_app(Scorer(trained_model, ScoreConfig(device="cpu")), max_upload_mb=5, work_dir=work)
-    port = _free_port()
+    port = free_port()
     web.launch(app, "127.0.0.1", port, max_upload_mb=5, block=False, quiet=True)
     yield {"url": f"http://127.0.0.1:{port}/", "work": work, "app": app}
     web.close_app(app)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from vad.errors import FeatureError
-from vad.io import read_text, save_npz_atomic
+from vad.io import read_json_object, save_npz_atomic
 from vad.names import FEATURE_LEVELS, MANIFEST_FILE, TEXT_FILE
 
 FORMAT_VERSION = 1
@@ -212,12 +212,7 @@ def load_manifest(out_dir: str | os.PathLike) -> dict:
     path = Path(out_dir) / MANIFEST_FILE
     if not path.exists():
         return {"videos": {}}
-    try:
-        manifest = json.loads(read_text(path, "manifest", FeatureError))
-    except json.JSONDecodeError as exc:
-        raise FeatureError(f"{path}: corrupt manifest ({exc})") from exc
-    if not isinstance(manifest, dict):
-        raise FeatureError(f"{path}: the manifest must be a JSON object, got a {type(manifest).__name__}")
+    manifest = read_json_object(path, "manifest", FeatureError)
     videos = manifest.setdefault("videos", {})
     if not isinstance(videos, dict) or not all(isinstance(e, dict) for e in videos.values()):
         raise FeatureError(f"{path}: field 'videos' must be an object of name -> entry objects")

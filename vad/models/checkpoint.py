@@ -16,7 +16,7 @@ import torch
 
 from vad.data.dataset import Dataset
 from vad.errors import WeightsError
-from vad.io import atomic_path, read_text, write_json_atomic
+from vad.io import atomic_path, read_json_object, write_json_atomic
 from vad.models.anomaly import AnomalyModel
 from vad.models.config import ModelConfig
 from vad.names import ALL_LEVELS
@@ -138,12 +138,7 @@ def _first(exc: BaseException) -> str:
 
 def _read_config(path: Path) -> tuple[dict, ModelConfig]:
     """``config.json`` checked field by field: a bad one is a ``WeightsError`` naming the file and the field."""
-    try:
-        info = json.loads(read_text(path, "model config", WeightsError))
-    except json.JSONDecodeError as exc:
-        raise WeightsError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(info, dict):
-        raise WeightsError(f"{path}: must hold a JSON object, got a {type(info).__name__}")
+    info = read_json_object(path, "model config", WeightsError)
     if "model" not in info:
         raise WeightsError(f"{path}: field 'model' missing (not a vadgraph model config)")
     try:
