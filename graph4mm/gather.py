@@ -19,6 +19,7 @@ is again one of these three kernels, so training costs stay ``O(R·S·C)`` too.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -129,40 +130,33 @@ def scatter_sum(w: Tensor, a: Tensor, nbr: NeighborIndex) -> Tensor:
     return F.embedding_bag(readers, a, offsets, per_sample_weights=w.reshape(-1)[order], mode="sum")
 
 
-class _GatherDot(torch.autograd.Function):
-    """``out = sddmm(a, b)``; gradients ``spmm(g, b)`` for ``a`` and ``scatter_sum(g, a)`` for ``b``."""
+def _bilinear_function(op: Callable, grad_first: Callable, grad_second: Callable, doc: str) -> type:
+    """An autograd Function for ``out = op(x, b, nbr)``, bilinear in ``x`` and ``b``, with linear-cost gradients
+    ``grad_first(g, b, nbr)`` for ``x`` and ``grad_second(x, g, nbr)`` for ``b``."""
 
-    @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, nbr: NeighborIndex) -> Tensor:  # noqa: D102
-        ctx.save_for_backward(a, b)
-        ctx.nbr = nbr
-        return _sddmm(a, b, nbr)
+    class _Bilinear(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x: Tensor, b: Tensor, nbr: NeighborIndex) -> Tensor:  # noqa: D102
+            ctx.save_for_backward(x, b)
+            ctx.nbr = nbr
+            return op(x, b, nbr)
 
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # noqa: D102
-        a, b = ctx.saved_tensors
-        grad_a = _spmm(grad, b, ctx.nbr) if ctx.needs_input_grad[0] else None
-        grad_b = scatter_sum(grad, a, ctx.nbr) if ctx.needs_input_grad[1] else None
-        return grad_a, grad_b, None
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # noqa: D102
+            x, b = ctx.saved_tensors
+            grad_x = grad_first(grad, b, ctx.nbr) if ctx.needs_input_grad[0] else None
+            grad_b = grad_second(x, grad, ctx.nbr) if ctx.needs_input_grad[1] else None
+            return grad_x, grad_b, None
+
+    _Bilinear.__doc__ = doc
+    return _Bilinear
 
 
-class _GatherSum(torch.autograd.Function):
-    """``out = spmm(w, b)``; gradients ``sddmm(g, b)`` for ``w`` and ``scatter_sum(w, g)`` for ``b``."""
-
-    @staticmethod
-    def forward(ctx, w: Tensor, b: Tensor, nbr: NeighborIndex) -> Tensor:  # noqa: D102
-        ctx.save_for_backward(w, b)
-        ctx.nbr = nbr
-        return _spmm(w, b, nbr)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # noqa: D102
-        w, b = ctx.saved_tensors
-        grad_w = _sddmm(grad, b, ctx.nbr) if ctx.needs_input_grad[0] else None
-        grad_b = scatter_sum(w, grad, ctx.nbr) if ctx.needs_input_grad[1] else None
-        return grad_w, grad_b, None
+# out = sddmm(a, b): gradients spmm(g, b) for a and scatter_sum(g, a) for b
+_GatherDot = _bilinear_function(_sddmm, _spmm, lambda a, g, nbr: scatter_sum(g, a, nbr), "sddmm(a, b)")
+# out = spmm(w, b): gradients sddmm(g, b) for w and scatter_sum(w, g) for b
+_GatherSum = _bilinear_function(_spmm, _sddmm, lambda w, g, nbr: scatter_sum(w, g, nbr), "spmm(w, b)")
 
 
 def gather_dot(a: Tensor, b: Tensor, nbr: NeighborIndex) -> Tensor:
