@@ -59,7 +59,11 @@ def test_score_good_and_bad_then_resume(mixed_dir, tmp_path, trained_model, caps
         assert len(doc["segments"]) == int(summary[name]["num_segments"])
         for seg in doc["segments"]:
             assert 0 <= seg["start_frame"] < seg["end_frame"] <= frames
-            assert {"start_s", "end_s", "peak_score", "mean_score", "prompt"} <= set(seg)
+            assert {"start_s", "end_s", "peak_score", "mean_score", "prompt", "prompt_similarity"} <= set(seg)
+            assert -1.0 <= seg["prompt_similarity"] <= 1.0  # the trained model has prompts
+        fusion = doc["fusion"]  # LEGO's learned weights relative to uniform, and the pair relied on most
+        assert fusion["strongest_pair"] in fusion["relative_to_uniform"]
+        assert any(abs(v) > 0 for m in fusion["relative_to_uniform"].values() for row in m for v in row)
         assert (out / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert not (out / "notes.scores.csv").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left behind

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from vad.data.batch import FeatureBatch
-from vad.engine.inference import VideoScores, best_prompts
+from vad.engine.inference import VideoScores, prompt_match
 from vad.engine.metrics import expand_to_frames
 from vad.errors import FeatureError, VadError
 from vad.features.store import VideoFeatures
@@ -185,8 +185,9 @@ def score_features_onnx(model: OnnxModel, features: VideoFeatures, text: np.ndar
     """:func:`vad.engine.inference.score_features` through onnxruntime."""
     snippets = model.scores(features)
     frames = expand_to_frames(snippets, features.num_video_frames, features.meta.snippet_len)
+    best, similarity = prompt_match(features, text)
     return VideoScores(features.meta.name, snippets, frames, features.meta.fps, features.meta.snippet_len,
-                       best_prompts(features, text))
+                       best, features.frame_times, similarity)
 
 
 def onnx_model_for(model_dir: str | os.PathLike) -> OnnxModel:

@@ -31,6 +31,7 @@ class VideoScores:
     snippet_len: int
     best_prompt: np.ndarray
     times: np.ndarray | None = None  # (T,) start of each frame in seconds for variable-frame-rate videos
+    prompt_similarity: np.ndarray | None = None  # (N,) cosine of each snippet to its best anomaly prompt
 
     def frame_times(self) -> np.ndarray:
         """Start time of every frame in seconds, ``(T,)``: the container's for VFR videos, else ``i / fps``."""
@@ -48,10 +49,18 @@ class VideoScores:
 
 def best_prompts(features: VideoFeatures, text: np.ndarray | None) -> np.ndarray:
     """Index of the most similar *anomaly* prompt (the first prompt is the normal one) per snippet."""
+    return prompt_match(features, text)[0]
+
+
+def prompt_match(features: VideoFeatures, text: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per snippet, the most similar *anomaly* prompt's index ``(N,)`` (-1 without prompts) and its cosine
+    similarity ``(N,)`` (None without prompts); the first prompt is the normal one."""
     if text is None or len(text) < 2:
-        return np.full(features.num_snippets, -1, dtype=np.int64)
-    sims = features.clip @ (text / np.linalg.norm(text, axis=1, keepdims=True)).T  # shape = [N, K]
-    return sims[:, 1:].argmax(1).astype(np.int64) + 1
+        return np.full(features.num_snippets, -1, dtype=np.int64), None
+    clip = features.clip / np.maximum(np.linalg.norm(features.clip, axis=1, keepdims=True), 1e-12)
+    sims = clip @ (text / np.linalg.norm(text, axis=1, keepdims=True)).T  # shape = [N, K]
+    best = sims[:, 1:].argmax(1) + 1
+    return best.astype(np.int64), sims[np.arange(len(best)), best].astype(np.float32)
 
 
 @torch.inference_mode()
@@ -64,8 +73,9 @@ def score_features(model: AnomalyModel, features: VideoFeatures, text: np.ndarra
     if not np.isfinite(snippets).all():
         raise FeatureError(f"{features.meta.name}: the model gives NaN scores for this video")
     frames = expand_to_frames(snippets, features.num_video_frames, features.meta.snippet_len)
+    best, similarity = prompt_match(features, text)
     return VideoScores(features.meta.name, snippets, frames, features.meta.fps, features.meta.snippet_len,
-                       best_prompts(features, text), features.frame_times)
+                       best, features.frame_times, similarity)
 
 
 def score_records(model: AnomalyModel, records: Sequence[VideoRecord], text: np.ndarray | None,

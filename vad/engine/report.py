@@ -41,9 +41,38 @@ def write_scores_csv(path: str | os.PathLike, scores: VideoScores) -> Path:
     return Path(path)
 
 
+def segment_explanations(scores: VideoScores, segments: Sequence[Segment]) -> list[dict]:
+    """Each segment as a dict with what the UI shows: its best prompt and that prompt's mean similarity over the
+    segment's snippets (``prompt_similarity``, None without prompts)."""
+    out = []
+    for seg in segments:
+        item = seg.to_dict()
+        sims = scores.prompt_similarity
+        if sims is not None and len(sims) and seg.prompt_index >= 0:
+            first = min(seg.start_frame // scores.snippet_len, len(sims) - 1)
+            last = min((seg.end_frame - 1) // scores.snippet_len, len(sims) - 1)
+            item["prompt_similarity"] = round(float(np.mean(sims[first:last + 1])), 4)
+        else:
+            item["prompt_similarity"] = None
+        out.append(item)
+    return out
+
+
+def fusion_explanation(weights: dict[str, np.ndarray] | None) -> dict | None:
+    """LEGO's learned fusion matrices relative to their uniform start, and the pair that moved most (the level
+    pair the model relies on most); None for models without LEGO."""
+    if not weights:
+        return None
+    relative = {name: np.asarray(w, dtype=np.float64) - 1.0 / np.asarray(w).size for name, w in weights.items()}
+    strongest = max(relative, key=lambda name: float(np.abs(relative[name]).sum()))
+    return {"relative_to_uniform": {n: np.round(r, 4).tolist() for n, r in relative.items()},
+            "strongest_pair": strongest}
+
+
 def segments_document(scores: VideoScores, segments: Sequence[Segment], config: SegmentConfig,
-                      video_path: str = "", model: str = "") -> dict:
-    """The content of ``NAME.segments.json``: the video, the settings and each segment."""
+                      video_path: str = "", model: str = "", fusion: dict[str, np.ndarray] | None = None) -> dict:
+    """The content of ``NAME.segments.json``: the video, the settings, each segment with its explanation, and
+    the LEGO fusion weights the model relies on."""
     return {
         "video": printable(scores.name), "path": printable(str(video_path)), "model": printable(str(model)),
         "fps": scores.fps, "num_frames": len(scores.frames), "snippet_len": scores.snippet_len,
@@ -51,7 +80,8 @@ def segments_document(scores: VideoScores, segments: Sequence[Segment], config: 
         "threshold": config.threshold, "min_gap_s": config.min_gap_s, "min_length_s": config.min_length_s,
         "max_score": round(float(scores.frames.max()), 4),
         "frames": "0-based, start inclusive, end exclusive",
-        "segments": [s.to_dict() for s in segments],
+        "segments": segment_explanations(scores, segments),
+        "fusion": fusion_explanation(fusion),
     }
 
 

@@ -202,8 +202,9 @@ class Scorer:
         paths = output_paths(out_dir, scored.name)
         write_scores_csv(paths["csv"], scored.scores)
         label = self.threshold_label(scored.config.threshold)
+        weights = self.loaded.model.fusion_weights()
         document = segments_document(scored.scores, scored.segments, scored.config, str(scored.path),
-                                     str(self.model_dir))
+                                     str(self.model_dir), {k: v.numpy() for k, v in (weights or {}).items()})
         write_segments_json(paths["json"], {**document, "threshold_source": label})
         from vad.features.backbone import RANDOM_NOTE
 
