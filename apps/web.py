@@ -9,9 +9,10 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from vad.engine.report import segment_thumbnails
@@ -152,6 +153,8 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
     """The Gradio Blocks app over a loaded :class:`Scorer`."""
     import gradio as gr
 
+    from apps.web_live import LiveRegistry, live_tab
+
     owned = work_dir is None
     work = Path(work_dir or tempfile.mkdtemp(prefix="vad-serve-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -159,6 +162,7 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
         os.environ["GRADIO_TEMP_DIR"] = os.environ["VAD_SERVE_GRADIO_TEMP_DIR"] = str(work / "gradio-cache")
     cache_dir = Path(os.environ["GRADIO_TEMP_DIR"])  # uploads and gradio's copies: under ``work`` unless set
     default = scorer.config.segments
+    registry = LiveRegistry()
 
     def score(video: str | None, threshold: float, progress=gr.Progress()):  # noqa: B008 (gradio's idiom)
         """Score the uploaded file; the player gets it back (gradio converts it to a browser-playable mp4)."""
@@ -191,46 +195,50 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
         if scorer_is_random(scorer):
             gr.Markdown(f"⚠️ {RANDOM_BANNER}", elem_id="random-banner")
         gr.Markdown(f"## vadgraph · video anomaly detection\n"
-                    f"Upload a video (≤ {max_upload_mb:.0f} MB) or pick an example, then **Score**. "
+                    f"Upload a video (≤ {max_upload_mb:.0f} MB) or pick an example, then **Score**; or watch a "
+                    f"stream in the **Live** tab. "
                     f"Model: {hide_paths(scorer.describe())}.")
-        state = gr.State(None)
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=1, min_width=260):
-                upload = gr.File(label="video file", file_count="single", height=140,
-                                 file_types=list(VIDEO_EXTENSIONS))
-                if examples:
-                    gr.Examples([[str(e)] for e in examples], inputs=[upload], label="examples")
-                threshold = gr.Slider(0.0, 1.0, value=default.threshold, step=0.001, label="threshold",
-                                      info=f"model's: {scorer.threshold.description}; segments update "
-                                           f"without re-scoring")
-                run = gr.Button("Score", variant="primary")
-            with gr.Column(scale=4, min_width=600):
-                with gr.Row(equal_height=False):
-                    player = gr.Video(label="video", interactive=False, height=300, scale=2)
-                    with gr.Column(scale=3):
-                        status = gr.Markdown(NO_RESULT, elem_id="status")
-                        table = gr.Dataframe(headers=TABLE_HEADERS, label="abnormal segments",
-                                             interactive=False, wrap=True)
-        plot = gr.Plot(label="anomaly score over time", elem_id="score-plot")
-        gallery = gr.Gallery(label="top abnormal segments (key frame at the peak)", columns=6, rows=1, height=230,
-                             object_fit="contain", preview=False, allow_preview=True,
-                             elem_id="segments-gallery")
-        captions = gr.Markdown("", elem_id="segment-captions")
-        with gr.Row():
-            files = gr.File(label="downloads: frame scores (CSV), segments (JSON), plot (PNG)",
-                            file_count="multiple", interactive=False)
-            summary = gr.JSON(label="result")
-        fusion = scorer.fusion_figure()
-        with gr.Accordion("What the model relies on: learned LEGO fusion weights", open=fusion is not None):
-            if fusion is not None:
-                gr.Markdown("One matrix A per pair of feature graphs: cell (p, q) weighs the p-hop relations of "
-                            "the first graph times the q-hop relations of the second (LEGO fusion). Shown "
-                            "**relative to the uniform initialisation**: A[p, q] − 1/((P+1)(Q+1)), so 0 (white) "
-                            "is unchanged by training, red is weighed more, blue less; the colour scale is "
-                            "symmetric around 0 and ends at the largest |value|.", elem_id="fusion-caption")
-                gr.Plot(value=fusion, show_label=False)
-            else:
-                gr.Markdown("This model has no LEGO fusion (an ablation or baseline).")
+        with gr.Tab("Score a file", id="file"):
+            state = gr.State(None)
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=1, min_width=260):
+                    upload = gr.File(label="video file", file_count="single", height=140,
+                                     file_types=list(VIDEO_EXTENSIONS))
+                    if examples:
+                        gr.Examples([[str(e)] for e in examples], inputs=[upload], label="examples")
+                    threshold = gr.Slider(0.0, 1.0, value=default.threshold, step=0.001, label="threshold",
+                                          info=f"model's: {scorer.threshold.description}; segments update "
+                                               f"without re-scoring")
+                    run = gr.Button("Score", variant="primary")
+                with gr.Column(scale=4, min_width=600):
+                    with gr.Row(equal_height=False):
+                        player = gr.Video(label="video", interactive=False, height=300, scale=2)
+                        with gr.Column(scale=3):
+                            status = gr.Markdown(NO_RESULT, elem_id="status")
+                            table = gr.Dataframe(headers=TABLE_HEADERS, label="abnormal segments",
+                                                 interactive=False, wrap=True)
+            plot = gr.Plot(label="anomaly score over time", elem_id="score-plot")
+            gallery = gr.Gallery(label="top abnormal segments (key frame at the peak)", columns=6, rows=1, height=230,
+                                 object_fit="contain", preview=False, allow_preview=True,
+                                 elem_id="segments-gallery")
+            captions = gr.Markdown("", elem_id="segment-captions")
+            with gr.Row():
+                files = gr.File(label="downloads: frame scores (CSV), segments (JSON), plot (PNG)",
+                                file_count="multiple", interactive=False)
+                summary = gr.JSON(label="result")
+            fusion = scorer.fusion_figure()
+            with gr.Accordion("What the model relies on: learned LEGO fusion weights", open=fusion is not None):
+                if fusion is not None:
+                    gr.Markdown("One matrix A per pair of feature graphs: cell (p, q) weighs the p-hop relations of "
+                                "the first graph times the q-hop relations of the second (LEGO fusion). Shown "
+                                "**relative to the uniform initialisation**: A[p, q] − 1/((P+1)(Q+1)), so 0 (white) "
+                                "is unchanged by training, red is weighed more, blue less; the colour scale is "
+                                "symmetric around 0 and ends at the largest |value|.", elem_id="fusion-caption")
+                    gr.Plot(value=fusion, show_label=False)
+                else:
+                    gr.Markdown("This model has no LEGO fusion (an ablation or baseline).")
+        with gr.Tab("Live", id="live"):
+            live_tab(app, scorer, registry)
         outputs = [plot, status, table, gallery, captions, files, summary, state]
         # the browser's Score button shows errors in the status area; API clients of /score get them raised
         run.click(score_ui, [upload, threshold], [player, *outputs], api_name="score_ui",
@@ -240,6 +248,7 @@ def build_app(scorer: Scorer, examples: Sequence[str | os.PathLike] = (), max_up
         threshold.release(rethreshold, [threshold, state], outputs, api_name="threshold",
                           show_progress="minimal")
     app.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    app.vad_live = registry  # live runs, ended by close_app
     app.vad_work_dir = work  # where request outputs live (allowed for download)
     app.vad_owns_work_dir = owned  # removed by close_app
     return app
@@ -291,8 +300,26 @@ def _last_used(entry: Path) -> float:
     return max(times)
 
 
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null meanwhile: silences C libraries that print there directly (OpenCV's
+    FFmpeg writer ignores ``OPENCV_LOG_LEVEL``); use only while no other thread writes (start-up)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def close_app(app) -> None:
     """Stop the server and remove its work folder (request outputs, uploads) if the app made it."""
+    live = getattr(app, "vad_live", None)
+    if live is not None:
+        live.stop_all()
     with contextlib.suppress(Exception):
         app.close()
     if getattr(app, "vad_owns_work_dir", False):
@@ -318,7 +345,8 @@ def serve(model_dir: str | os.PathLike, config: ScoreConfig | None = None, host:
     scorer = Scorer(model_dir, config or ScoreConfig())
     work = Path(tempfile.mkdtemp(prefix="vad-serve-"))
     if examples is None:
-        examples = [example_video(work)]
+        with quiet_stderr():  # OpenCV prints a harmless "tag 'VP80' is not supported" while writing the webm
+            examples = [example_video(work)]
         vtest = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")  # real street footage, if installed
         if vtest.exists():
             examples.append(vtest)
@@ -328,8 +356,8 @@ def serve(model_dir: str | os.PathLike, config: ScoreConfig | None = None, host:
     app = build_app(scorer, examples, max_upload_mb, work)
     app.vad_owns_work_dir = True  # made above: removed when the server stops
     if not block:
-        return launch(app, host, port, max_upload_mb, block)
+        return launch(app, host, port, max_upload_mb, block, quiet=True)
     try:
-        return launch(app, host, port, max_upload_mb, block)
+        return launch(app, host, port, max_upload_mb, block, quiet=True)  # no "share=True" tip; URL printed above
     finally:
         close_app(app)

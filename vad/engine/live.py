@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -190,7 +191,8 @@ class LiveSession:
     """One live run: the reader, the scorer, alerts, evidence clips, the webhook and the event log wired up."""
 
     def __init__(self, config: LiveConfig, scorer: SnippetScorer, stop: threading.Event | None = None,
-                 status: IO[str] | None = None, events: IO[str] | None = None) -> None:
+                 status: IO[str] | None = None, events: IO[str] | None = None,
+                 on_event: Callable[[dict], None] | None = None) -> None:
         if not config.source:
             raise VadError("no source given: a webcam index, an rtsp/rtmp/http(s)/udp/srt URL, or a video file")
         self.config, self.scorer = config, scorer
@@ -205,8 +207,9 @@ class LiveSession:
         self.reader = StreamReader(config.reader_config(scorer.snippets, scorer.short_side, scorer.pairs),
                                    on_frame=self.ring.push if self.ring else None, on_event=self._event)
         self.log = EventLog(config.events, events)
+        self.on_event = on_event  # also sees every event written (the web UI's live tab)
         self.clip_dir = clip_dir_for(config)
-        self.recorder = ClipRecorder(self.ring, self.log.write) if self.ring else None
+        self.recorder = ClipRecorder(self.ring, self._write) if self.ring else None
         self.webhook = Webhook(config.webhook, config.webhook_retries) if config.webhook else None
         self.smoother = Smoother(config.smoothing)
         self.tracker: AlertTracker | None = None  # made at the first snippet, when the stream's fps is known
@@ -221,7 +224,7 @@ class LiveSession:
     def run(self) -> LiveSummary:
         """Score until the source ends, ``stop`` is set or KeyboardInterrupt; then flush and summarise."""
         describe = getattr(self.scorer, "describe", None)
-        self.log.write({"event": "start", "time": iso_time(time.time()), "source": self.config.source,
+        self._write({"event": "start", "time": iso_time(time.time()), "source": self.config.source,
                         "threshold": self.threshold, "model": describe() if describe else type(self.scorer).__name__,
                         "config": asdict(self.config)})
         self.reader.start()
@@ -263,7 +266,7 @@ class LiveSession:
             self.tracker = AlertTracker(self.threshold, snippets_for(self.config.min_alert_s, snip.fps,
                                                                      snip.snippet_len))
         if self.config.snippet_events:
-            self.log.write({"event": "snippet", "time": iso_time(snip.captured), "snippet": snip.index,
+            self._write({"event": "snippet", "time": iso_time(snip.captured), "snippet": snip.index,
                             "stream_s": round(snip.start_s, 3), "score": round(result.score, 4),
                             "smoothed": round(smoothed, 4), "prompt": result.prompt,
                             "latency_ms": round((done - snip.captured_perf) * 1000, 1)})
@@ -285,13 +288,19 @@ class LiveSession:
         if self.recorder is not None and event["event"] == "alert_end" and alert in self._clips:
             self.recorder.finish(alert, event["end_frame"] + round(self.config.post_s * fps))
             event["clip"] = str(self._clips[alert])
-        self.log.write(event)
+        self._write(event)
         if self.webhook is not None:
             self.webhook.post(event)
 
+    def _write(self, event: dict) -> None:
+        """Log one event, then hand it to ``on_event`` if given."""
+        self.log.write(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
     def _event(self, event: dict) -> None:
         """A reader event (stream_open / stream_lost / gap): stamped and logged."""
-        self.log.write({"event": event.pop("event"), "time": iso_time(time.time()), **event})
+        self._write({"event": event.pop("event"), "time": iso_time(time.time()), **event})
 
     def _maybe_status(self) -> None:
         if self.config.status_every_s > 0 and time.perf_counter() >= self._next_status:
@@ -312,7 +321,7 @@ class LiveSession:
         if self.webhook is not None:
             self.webhook.close()
         summary = self._summary(ended)
-        self.log.write({"event": "stop", "time": iso_time(time.time()), **asdict(summary)})
+        self._write({"event": "stop", "time": iso_time(time.time()), **asdict(summary)})
         self.log.close()
         print(f"vad watch: {summary.line()}", file=self.status, flush=True)
         return summary
@@ -328,10 +337,12 @@ class LiveSession:
 
 
 def run_live(config: LiveConfig, scorer: SnippetScorer, stop: threading.Event | None = None,
-             status: IO[str] | None = None, events: IO[str] | None = None) -> LiveSummary:
+             status: IO[str] | None = None, events: IO[str] | None = None,
+             on_event: Callable[[dict], None] | None = None) -> LiveSummary:
     """Score ``config.source`` live until it ends, ``stop`` is set or KeyboardInterrupt; everything is flushed.
 
     ``events`` is where JSON lines go when ``config.events`` is None (default stdout); ``status`` gets the
-    periodic status line and the final summary (default stderr).
+    periodic status line and the final summary (default stderr); ``on_event(dict)``, if given, sees every event
+    too, from the scoring thread.
     """
-    return LiveSession(config, scorer, stop, status, events).run()
+    return LiveSession(config, scorer, stop, status, events, on_event).run()

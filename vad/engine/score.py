@@ -135,6 +135,11 @@ class Scorer:
         self.config = replace(config, segments=replace(config.segments, threshold=self.threshold.value))
         self._lock = threading.Lock()
 
+    @property
+    def lock(self) -> threading.Lock:
+        """Serialises use of the backbone and model: hold it to run them from another thread (live scoring)."""
+        return self._lock
+
     def threshold_label(self, value: float) -> str:
         """How to name ``value`` to the user: the model's threshold with its source, or a chosen one."""
         if abs(value - self.threshold.value) < 1e-12:
