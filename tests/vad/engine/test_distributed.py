@@ -37,9 +37,9 @@ def test_two_ranks_match_one_process(tmp_path: Path) -> None:
     assert ddp[0] == ddp[1] | {"history": ddp[0]["history"]}  # ranks agree on the selection
     assert [h["frame_auc"] for h in ddp[0]["history"]] == [h["frame_auc"] for h in ddp[1]["history"]]
     assert abs(ddp[0]["best_val"] - single["best_val"]) < 0.05 and ddp[0]["best_val"] > 0.85
-    one = torch.load(tmp_path / "single" / "rank0.pt")
+    one = torch.load(tmp_path / "single" / "rank0.pt", weights_only=True)
     diffs = [max((w[k].float() - one[k].float()).abs().max().item() for k in one)
-             for w in (torch.load(tmp_path / "ddp" / f"rank{r}.pt") for r in range(2))]
+             for w in (torch.load(tmp_path / "ddp" / f"rank{r}.pt", weights_only=True) for r in range(2))]
     print(f"DDP vs one process: |dAUC| {abs(ddp[0]['best_val'] - single['best_val']):.2e}, "
           f"parameter max-abs-diff {diffs}")
     assert max(diffs) < 1e-4
