@@ -190,13 +190,14 @@ def _evaluate(config: DemoConfig, feats_dir: Path, bench_root: Path, model_dir: 
     ev = evaluate_dir(model_dir, feats_dir, split="test", gt_source=GroundTruthSource(benchmark=str(bench_root)),
                       device=device)
     gt = read_synth_gt(bench_root, "test")
-    reference = evaluate(median_distance_scores(load_dataset(feats_dir, bench_root), "test"), gt.frames, gt.classes)
+    dataset = load_dataset(feats_dir, bench_root)
+    reference = evaluate(median_distance_scores(dataset, "test"), gt.frames, gt.classes)
     table = ev.report.format_table()
     echo(table)
     echo(f"demo: frame AUC {100 * ev.report.auc:.1f} % | chance 50.0 % | training-free reference (distance from "
          f"the video's median, clip + motion) {100 * reference.auc:.1f} % | leak AUC {100 * ev.report.leak_auc:.1f} "
          f"% (50 = scores do not single out whole abnormal videos)")
-    one_class = _one_class_auc(feats_dir, bench_root, device)
+    one_class = _one_class_auc(dataset, bench_root, device)
     echo(f"demo: side by side on the same test split: weakly supervised (video labels) {100 * ev.report.auc:.1f} % | "
          f"one-class (normal videos only, `vad fit-normal`) {100 * one_class:.1f} % | training-free "
          f"{100 * reference.auc:.1f} %")
@@ -205,15 +206,13 @@ def _evaluate(config: DemoConfig, feats_dir: Path, bench_root: Path, model_dir: 
     return ev.report, table, gt
 
 
-def _one_class_auc(feats_dir: Path, bench_root: Path, device: str) -> float:
+def _one_class_auc(dataset, bench_root: Path, device: str) -> float:
     """Test frame AUC of a one-class model fitted on the train split's normal videos only (no labels used)."""
-    from vad.data.dataset import load_dataset
     from vad.data.groundtruth import read_synth_gt
     from vad.engine.evaluate import GroundTruthSource, evaluate_model
     from vad.engine.fit_normal import FitNormalConfig, NormalFitter
     from vad.models.checkpoint import LoadedModel
 
-    dataset = load_dataset(feats_dir, bench_root)
     val_gt = read_synth_gt(bench_root, "val").frames
     result = NormalFitter(dataset, FitNormalConfig(device=device), val_gt, progress=False).fit()
     loaded = LoadedModel(result.model, dataset.levels(), None, [], {}, {"thresholds": result.thresholds})

@@ -34,6 +34,7 @@ class LEGOConfig:
     scale_by_size: bool = True  # multiply powers p >= 1 by the real node count: Hadamard terms are O(1)
     train_pair_sampling: bool = True  # training: one random pair per forward (paper); False: mean of pairs
     top_k: int = 8  # k: neighbours of each node kept from the fused graph (self excluded)
+    propagate: bool = True  # compute H = rownorm(G) X W (False: nodes are zeros; use the relation read-out only)
     relation_k: int = 4  # k of the "mean of the k strongest relations" read-out (fusion.relation_readout)
     mode: str = "auto"  # "dense", "windowed", or "auto" (dense iff N <= window_size)
     window_size: int = 256  # W: nodes per window in windowed mode

@@ -198,7 +198,10 @@ class LEGOGraphEncoder(nn.Module):
             stack = graph_powers(graph, cfg.max_power, cfg.normalize, node_mask, cfg.eps)
             powers[name] = scale_powers_by_size(stack, node_mask) if cfg.scale_by_size else stack
         fused = self.fusion(powers, pair)  # shape = [B', N', N']
-        nodes = (row_l1_normalize(fused, cfg.eps) @ batch.projected + self.bias) * node_mask[:, :, None]
+        if cfg.propagate:
+            nodes = (row_l1_normalize(fused, cfg.eps) @ batch.projected + self.bias) * node_mask[:, :, None]
+        else:  # relation read-out only: skip the (N, N) x (N, D_out) product
+            nodes = torch.zeros_like(batch.projected)
         neighbors, neighbor_mask, neighbor_weights = topk_neighbors(fused, cfg.top_k, node_mask)
         relations = relation_readout(fused, node_mask, cfg.relation_k)
         return _Block(nodes, fused, neighbors, neighbor_mask, neighbor_weights, fused.sum(-1), relations)

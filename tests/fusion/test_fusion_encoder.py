@@ -190,3 +190,20 @@ def test_bad_inputs_are_clear_errors() -> None:
 def test_repr_names_the_configuration() -> None:
     text = repr(_encoder())
     assert "top_k=3" in text and "window=24/8" in text and "LEGOFusion(pairs=[clip*frame" in text
+
+
+def test_relation_readout_does_not_need_propagation():
+    """``propagate=False`` skips G X W (zero nodes); G, its neighbours and the relation read-out are unchanged."""
+    import torch
+
+    from fusion import LEGOConfig, LEGOGraphEncoder
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 20, 16)
+    levels = {"clip": x, "motion": torch.randn(2, 20, 5)}
+    full = LEGOGraphEncoder(LEGOConfig(levels=("clip", "motion"), in_dim=16, out_dim=8)).eval()
+    lean = LEGOGraphEncoder(LEGOConfig(levels=("clip", "motion"), in_dim=16, out_dim=8, propagate=False)).eval()
+    lean.load_state_dict(full.state_dict())
+    a, b = full(levels, x), lean(levels, x)
+    assert torch.equal(a.relations, b.relations) and torch.equal(a.neighbors, b.neighbors)
+    assert b.nodes.abs().sum() == 0 and a.nodes.abs().sum() > 0

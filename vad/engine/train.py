@@ -109,14 +109,21 @@ def _seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
 
 
+def steps_per_epoch(records: Sequence[VideoRecord], batch_size: int) -> int:
+    """Batches in one epoch of :func:`paired_batches`: the larger class once through, half a batch at a time."""
+    normal = sum(r.label == 0 for r in records)
+    abnormal = len(records) - normal
+    if not normal or not abnormal:
+        raise VadError("training needs both normal and abnormal videos in the train split")
+    return math.ceil(max(normal, abnormal) / max(1, batch_size // 2))
+
+
 def paired_batches(records: Sequence[VideoRecord], batch_size: int, rng: np.random.Generator) -> list[list[int]]:
     """One epoch of index batches, each half normal, half abnormal (the smaller class is cycled)."""
     normal = [i for i, r in enumerate(records) if r.label == 0]
     abnormal = [i for i, r in enumerate(records) if r.label == 1]
-    if not normal or not abnormal:
-        raise VadError("training needs both normal and abnormal videos in the train split")
+    steps = steps_per_epoch(records, batch_size)
     half = max(1, batch_size // 2)
-    steps = math.ceil(max(len(normal), len(abnormal)) / half)
     def stream(ids: list[int]) -> np.ndarray:
         reps = math.ceil(steps * half / len(ids))
         return np.concatenate([rng.permutation(ids) for _ in range(reps)])[: steps * half]
@@ -210,8 +217,7 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
         self.optimizer = torch.optim.AdamW(self._param_groups(), lr=config.lr, weight_decay=config.weight_decay)
-        steps = config.epochs * math.ceil(len(paired_batches(self.train_set, config.batch_size,
-                                                             np.random.default_rng(0))))
+        steps = config.epochs * steps_per_epoch(self.train_set, config.batch_size)
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, max(1, steps))
                           if config.schedule == "cosine" else None)
         self.rng = np.random.default_rng(config.seed)

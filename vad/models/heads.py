@@ -158,7 +158,8 @@ class GraphFusionHead(nn.Module):
         if config.fusion == "lego":
             graph_levels = tuple(lvl for lvl in config.levels if config.uses(lvl))
             self.lego = LEGOGraphEncoder(replace(config.lego, levels=graph_levels, in_dim=h, out_dim=h,
-                                                 relation_k=config.relation_top_k))
+                                                 relation_k=config.relation_top_k,
+                                                 propagate=config.readout != "relations"))
             self.lego.fusion.weight.requires_grad_(config.learn_fusion)
             if config.readout == "relations":  # G X W is not read: its projection stays out of training
                 self.lego.proj.requires_grad_(False)
