@@ -7,8 +7,9 @@ One code path for every device (``--device``): the backbone is random-initialise
 loaded through the normal ``--pretrained PATH`` path (:func:`vad.features.backbone.load_backbone`), with AMP
 (precision ``auto``: bf16/fp16 autocast on CUDA, fp32 on CPU). A synthetic 30 fps video (moving shapes on noise,
 mp4v, 320x240 like UCF-Crime) is extracted by :class:`vad.features.extract.FeatureExtractor` as ``vad extract``
-runs it: decode and optical flow in the background thread, overlapped with the encoder, pinned host memory on
-CUDA. Per batch size (snippets per batch; frames per encoder call = that x F):
+runs it: decode and optical flow in background threads, overlapped with the encoder, pinned host memory on
+CUDA. Per batch size (snippets per batch; frames per encoder call = that x F) and number of decode threads
+(1, and ``vad extract``'s auto choice: cores - 2, at most 8, on CUDA; 1 on CPU):
 
 - ``frames_per_s``: encoded frames per second of the whole extraction (decode, flow, encode, all levels);
 - ``encoder_frames_per_s``: the bare ``Backbone.encode_frames`` (preprocess + ViT) on one batch of frames
@@ -101,10 +102,11 @@ def encoder_fps(extractor, frames: np.ndarray, repeats: int) -> float:
     return len(frames) / best
 
 
-def extraction(backbone, video: Path, batch_sizes: tuple[int, ...], repeats: int, motion: bool
-               ) -> tuple[list[dict], dict]:
-    """Pipeline and bare-encoder throughput and memory peak for each batch size (snippets per batch), and the
-    video's description."""
+def extraction(backbone, video: Path, batch_sizes: tuple[int, ...], repeats: int, motion: bool,
+               decode_workers: tuple[int, ...] = (1, 0)) -> tuple[list[dict], dict]:
+    """Pipeline and bare-encoder throughput and memory peak for each batch size (snippets per batch) and number
+    of decode threads (0: ``vad extract``'s auto choice), and the video's description."""
+    from vad.features.decode import auto_decode_workers
     from vad.features.extract import ExtractConfig, FeatureExtractor
     from vad.features.video import SnippetConfig, open_video
 
@@ -112,9 +114,10 @@ def extraction(backbone, video: Path, batch_sizes: tuple[int, ...], repeats: int
         frames = source.read(range(min(source.info.num_frames, max(batch_sizes) * FRAMES_PER_SNIPPET)))
         info = source.info
     rows = []
-    for batch in batch_sizes:
+    threads = dict.fromkeys(w or auto_decode_workers(backbone.device.type) for w in decode_workers)  # unique
+    for batch, workers in ((b, w) for b in batch_sizes for w in threads):
         cfg = ExtractConfig(backbone=backbone.config, snippets=SnippetConfig(SNIPPET_LEN, FRAMES_PER_SNIPPET),
-                            batch_snippets=batch, motion=motion)
+                            batch_snippets=batch, motion=motion, decode_workers=workers)
         extractor = FeatureExtractor(cfg, backbone)
         _reset_peak(backbone.device)
         reps = np.resize(frames, (batch * FRAMES_PER_SNIPPET, *frames.shape[1:]))  # one encoder call's frames
@@ -128,8 +131,10 @@ def extraction(backbone, video: Path, batch_sizes: tuple[int, ...], repeats: int
         rows.append({
             "batch_snippets": batch,
             "batch_frames": batch * FRAMES_PER_SNIPPET,
+            "decode_workers": workers,
             "frames_per_s": snippets * FRAMES_PER_SNIPPET / best,
             "encoder_frames_per_s": bare,
+            "pipeline_over_encoder": snippets * FRAMES_PER_SNIPPET / best / bare,
             "realtime_factor_30fps": snippets / best * SNIPPET_LEN / REFERENCE_FPS,
             "seconds": best,
             "memory_peak_mb": _peak_mb(backbone.device),
@@ -160,7 +165,7 @@ def head(device, n: int, repeats: int = 3) -> dict:
 
 
 def run(device_spec: str, quick: bool, repeats: int, motion: bool, threads: int | None,
-        video: Path | None = None, **overrides) -> dict:
+        video: Path | None = None, decode_workers: tuple[int, ...] = (1, 0), **overrides) -> dict:
     """All measurements on ``device_spec`` (``cuda``, ``cuda:N`` or ``cpu``) as one JSON-ready dict; ``overrides``
     replace entries of the size preset (``backbone``, ``batch_sizes``, ``snippets``, ``size``, ``head``)."""
     import torch
@@ -176,7 +181,7 @@ def run(device_spec: str, quick: bool, repeats: int, motion: bool, threads: int 
             video = write_synthetic_video(Path(tmp) / "synthetic.mp4", sizes["snippets"] * SNIPPET_LEN, sizes["size"])
         ckpt = save_random_checkpoint(sizes["backbone"], Path(tmp) / "weights.safetensors")
         backbone = load_backbone(BackboneConfig(sizes["backbone"], str(ckpt), str(device), precision="auto"))
-        rows, described = extraction(backbone, video, sizes["batch_sizes"], repeats, motion)
+        rows, described = extraction(backbone, video, sizes["batch_sizes"], repeats, motion, decode_workers)
     amp = str(backbone.amp_dtype).removeprefix("torch.") if backbone.amp_dtype else "off (fp32)"
     del backbone  # the head's memory peak is its own (CUDA; CPU RSS is the process's high-water mark)
     gc.collect()
@@ -197,6 +202,7 @@ def run(device_spec: str, quick: bool, repeats: int, motion: bool, threads: int 
         "memory_measure": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "ru_maxrss",
         "extraction": rows,
         "best_batch_snippets": best["batch_snippets"],
+        "best_decode_workers": best["decode_workers"],
         "frames_per_s": best["frames_per_s"],
         "realtime_factor_30fps": best["realtime_factor_30fps"],
         "memory_peak_mb": max(r["memory_peak_mb"] for r in rows),
@@ -216,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backbone", help="open_clip model name (default ViT-B-16; --quick: the tiny test ViT)")
     ap.add_argument("--batch-sizes", type=int, nargs="+", help="snippets per batch (default 32 128 256)")
     ap.add_argument("--snippets", type=int, help="length of the synthetic video in snippets (default 1024)")
+    ap.add_argument("--decode-workers", type=int, nargs="+", default=[1, 0],
+                    help="decode threads to compare (0: vad extract's auto choice; default 1 0)")
     ap.add_argument("--head-snippets", type=int, help="N for the scoring head (default 16384)")
     args = ap.parse_args(argv)
     import torch
@@ -225,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     threads = args.threads or (1 if args.device == "cpu" else None)
     result = run(args.device, args.quick, args.repeats, not args.no_motion, threads, args.video,
+                 decode_workers=tuple(args.decode_workers),
                  backbone=args.backbone, batch_sizes=tuple(args.batch_sizes or ()), snippets=args.snippets,
                  head=args.head_snippets)
     print(json.dumps(result))

@@ -9,6 +9,7 @@ contributes its Markdown table (``bench/out/quality/results.md``); the others th
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import re
 import subprocess
@@ -50,10 +51,18 @@ def run(name: str, reuse: bool = False) -> str:
     if name == "quality" and table.exists():
         body = table.read_text().strip()
     else:
-        body = "```\n" + body + "\n```"
+        body = "```\n" + _readable(body) + "\n```"
     when = time.strftime("%Y-%m-%d")
     machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
     return (f"## {name}\n\n`{command}` — {when}, {time.perf_counter() - started:.0f} s, {machine}\n\n{body}\n")
+
+
+def _readable(output: str) -> str:
+    """A bench's printed output; a single JSON line (``bench.gpu``) is indented so the doc can be read."""
+    try:
+        return json.dumps(json.loads(output), indent=1)
+    except ValueError:
+        return output
 
 
 def sections(text: str) -> dict[str, str]:
@@ -79,7 +88,7 @@ def main() -> None:
         print(f"running {name} ...", flush=True)
         current[name] = run(name, args.reuse)
     DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text(HEADER + "\n" + "\n".join(current[n] for n in BENCHES if n in current))
+    DOC.write_text(HEADER + "\n" + "\n\n".join(current[n].strip() for n in BENCHES if n in current) + "\n")
     print(f"wrote {DOC}")
 
 

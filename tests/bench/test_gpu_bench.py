@@ -30,7 +30,8 @@ def test_quick_cpu_run_reports_every_measurement() -> None:
     assert {"device", "backbone", "amp", "video", "extraction", "frames_per_s", "realtime_factor_30fps",
             "memory_peak_mb", "head", "snippet_len", "frames_per_snippet"} <= set(out)
     assert (out["snippet_len"], out["frames_per_snippet"]) == (16, 4)
-    assert [r["batch_snippets"] for r in out["extraction"]] == [2, 4, 8]
+    assert [r["batch_snippets"] for r in out["extraction"]] == [2, 4, 8]  # one row each: auto = 1 thread on CPU
+    assert {r["decode_workers"] for r in out["extraction"]} == {1}
     for row in out["extraction"]:
         assert row["batch_frames"] == 4 * row["batch_snippets"]
         for key in ("frames_per_s", "encoder_frames_per_s", "realtime_factor_30fps", "seconds", "memory_peak_mb"):

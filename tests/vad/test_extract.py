@@ -33,11 +33,17 @@ def test_deterministic(extractor, video_file):
     assert np.array_equal(a.clip, b.clip) and np.array_equal(a.patch, b.patch)
 
 
-def test_prefetch_does_not_change_results(tiny_backbone, tiny_backbone_config, video_file):
+@pytest.mark.parametrize("prefetch, workers", [(2, 1), (1, 3), (2, 4)])
+def test_decode_threads_do_not_change_results(tiny_backbone, tiny_backbone_config, video_file, prefetch, workers):
+    """Decoding in the encoder's thread, in one background thread, or in several gives the same features,
+    every level (motion included) in snippet order."""
     base = ExtractConfig(backbone=tiny_backbone_config, snippets=SnippetConfig(8, 2), batch_snippets=2)
     sync = FeatureExtractor(ExtractConfig(**{**base.__dict__, "prefetch": 0}), backbone=tiny_backbone)
-    threaded = FeatureExtractor(base, backbone=tiny_backbone)
-    assert np.array_equal(sync.extract(video_file).frame, threaded.extract(video_file).frame)
+    threaded = FeatureExtractor(ExtractConfig(**{**base.__dict__, "prefetch": prefetch, "decode_workers": workers}),
+                                backbone=tiny_backbone)
+    a, b = sync.extract(video_file), threaded.extract(video_file)
+    for level in ("frame", "patch", "motion"):
+        assert np.array_equal(getattr(a, level), getattr(b, level)), level
 
 
 def test_features_differ_between_snippets(extractor, video_file):

@@ -9,7 +9,8 @@ import numpy as np
 
 from vad.engine.inference import score_features
 from vad.engine.live import SnippetScore
-from vad.features.extract import clip_level, with_motion
+from vad.features.decode import split_motion
+from vad.features.extract import clip_level
 from vad.features.motion import MotionEncoder
 from vad.features.store import VideoFeatures, VideoMeta
 from vad.features.video import SnippetConfig
@@ -50,7 +51,7 @@ class ModelSnippetScorer:
         scored and the newest snippet's score kept."""
         batch, motion = frames[None], None  # (1, F, H, W, 3), or (1, 2F, H, W, 3) flow pairs
         if self.motion is not None:
-            _, batch, motion = next(with_motion(iter([(slice(0, 1), batch)]), self.motion))  # motion: (1, M)
+            batch, motion = split_motion(batch, self.motion)  # (1, F, H, W, 3), motion (1, M)
         frame_level, patches = self.extractor.encode_snippets(batch)  # (1, F, D), (1, P, D) | None
         self.context.append((clip_level(frame_level)[0], frame_level[0], None if patches is None else patches[0],
                              None if motion is None else motion[0]))

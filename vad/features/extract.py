@@ -1,15 +1,14 @@
 """Video → multi-level features (CLIP clip, frame, patch; optical-flow motion) + prompt text features.
 
-Decoding of the next batch of snippets, and its optical flow, run in a background thread while the backbone
-encodes the current one, so the pipeline costs little more than the encoder itself (``bench/extract.py``
-measures the ratio). The motion level reuses the decoded frames: there is never a second decode."""
+Decoding of the next batches of snippets, and their optical flow, run in background threads while the backbone
+encodes the current one (:mod:`vad.features.decode`), so the pipeline costs little more than the encoder itself
+(``bench/extract.py`` on CPU, ``bench/gpu.py`` on CUDA measure it). The motion level reuses the decoded frames:
+there is never a second decode."""
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,8 @@ from tqdm.auto import tqdm
 
 from vad.errors import VadError
 from vad.features.backbone import Backbone, BackboneConfig, load_backbone
-from vad.features.motion import MotionConfig, MotionEncoder
+from vad.features.decode import auto_decode_workers, decode_plan, decoded_batches
+from vad.features.motion import MotionConfig
 from vad.features.store import (
     TextFeatures,
     VideoFeatures,
@@ -29,7 +29,7 @@ from vad.features.store import (
     find_feature_file,
     load_manifest,
 )
-from vad.features.video import SnippetConfig, find_videos, iter_snippet_frames, open_video, plan_snippets
+from vad.features.video import SnippetConfig, find_videos, open_video, plan_snippets
 from vad.io import (
     RunReport,
     clean_stale_parts,
@@ -57,7 +57,8 @@ class ExtractConfig:
     backbone: BackboneConfig = field(default_factory=BackboneConfig)  # which CLIP, where, what precision
     snippets: SnippetConfig = field(default_factory=SnippetConfig)  # S and F
     batch_snippets: int = 32  # snippets decoded and encoded per batch (memory is bounded by one batch)
-    prefetch: int = 2  # decoded batches queued ahead of the encoder
+    prefetch: int = 2  # decoded batches queued ahead of the encoder (0: decode in the encoder's thread)
+    decode_workers: int = 0  # threads decoding (and computing flow) in parallel; 0 = auto (CUDA: cores - 2, <= 8)
     prompts: tuple[str, ...] = DEFAULT_PROMPTS  # text prompts; the first is the normal class
     template: str = PROMPT_TEMPLATE  # how a prompt becomes a sentence for the text encoder
     motion: bool = True  # also compute the optical-flow motion level (N, M) from the decoded frames
@@ -94,19 +95,21 @@ class FeatureExtractor:
     def extract(self, path: str | os.PathLike, progress: Callable[[int, int], None] | None = None) -> VideoFeatures:
         """Features of one video. ``progress(done, total)`` is called after each batch of snippets."""
         cfg = self.config
-        with open_video(path, short_side=self.backbone.image_size) as source:
-            plan = plan_snippets(source.info.num_frames, cfg.snippets)  # shape = [N, F]
-            n, f = plan.shape
-            pooled_all = np.empty((n, f, self.backbone.embed_dim), np.float32)
-            patch_all: np.ndarray | None = None
-            motion_all: list[np.ndarray] = []
-            if cfg.motion:  # each sampled frame i is decoded with its successor i + 1, in the same pass
-                decode_plan = np.stack([plan, np.minimum(plan + 1, source.info.num_frames - 1)], -1).reshape(n, -1)
-                batches = with_motion(iter_snippet_frames(source, decode_plan, cfg.batch_snippets),
-                                      MotionEncoder(cfg.motion_config))
-            else:
-                batches = iter_snippet_frames(source, plan, cfg.batch_snippets)
-            for sl, frames, *motion in _prefetched(batches, cfg.prefetch):
+        short_side = self.backbone.image_size
+        first = open_video(path, short_side=short_side)  # validated here; handed to the first decode worker
+        info, unused = first.info, [first]
+        plan = plan_snippets(info.num_frames, cfg.snippets)  # shape = [N, F]
+        n, f = plan.shape
+        pooled_all = np.empty((n, f, self.backbone.embed_dim), np.float32)
+        patch_all: np.ndarray | None = None
+        motion_all: list[np.ndarray] = []
+        workers = 0 if cfg.prefetch <= 0 else cfg.decode_workers or auto_decode_workers(self.backbone.device.type)
+        open_source = lambda: unused.pop() if unused else open_video(path, short_side=short_side)  # noqa: E731
+        batches = decoded_batches(open_source,
+                                  decode_plan(plan, info.num_frames, cfg.motion), cfg.batch_snippets,
+                                  cfg.motion_config if cfg.motion else None, workers, max(cfg.prefetch, 0))
+        try:
+            for sl, frames, *motion in batches:
                 motion_all.extend(motion)
                 pooled, patches = self.encode_snippets(frames)
                 pooled_all[sl] = pooled
@@ -116,7 +119,9 @@ class FeatureExtractor:
                     patch_all[sl] = patches
                 if progress is not None:
                     progress(sl.stop, n)
-            info = source.info
+        finally:
+            batches.close()  # stops and joins the decode threads, closes their sources (also on error)
+            first.close()  # idempotent: normally the first worker has closed it already
         clip = clip_level(pooled_all)
         meta = VideoMeta(name=Path(path).stem, path=str(path), fps=info.fps, num_frames=info.num_frames,
                          snippet_len=cfg.snippets.snippet_len, backbone=self.backbone.name,
@@ -142,64 +147,6 @@ class FeatureExtractor:
 def clip_level(frame_level: np.ndarray) -> np.ndarray:
     """Clip level ``(N, D)`` from the frame level ``(N, F, D)``: the normalised mean of each snippet's frames."""
     return F.normalize(torch.from_numpy(frame_level).mean(1), dim=-1).numpy()
-
-
-def with_motion(batches: Iterator[tuple[slice, np.ndarray]], encoder: MotionEncoder
-                ) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
-    """Split each decoded batch ``(b, 2F, H, W, 3)`` of (frame, next frame) pairs into the F frames the encoder
-    sees and the motion level ``(b, M)``: flow of each adjacent pair, averaged over the snippet's F pairs.
-
-    Runs where the frames are decoded (the prefetch thread), so flow overlaps with the CLIP encoder. Adjacent
-    frames keep flow exact for fast movers, which frames S / F apart would lose.
-    """
-    for sl, frames in batches:
-        b, f2 = frames.shape[:2]
-        pairs = frames.reshape(b * f2 // 2, 2, *frames.shape[2:])
-        motion = encoder.snippets(pairs, chain=False).reshape(b, f2 // 2, -1).mean(1)
-        yield sl, np.ascontiguousarray(frames[:, 0::2]), motion
-
-
-def _prefetched(batches: Iterator, depth: int) -> Iterator:
-    """Run ``batches`` in a background thread, ``depth`` items ahead; re-raise its errors in the caller."""
-    if depth <= 0:
-        yield from batches
-        return
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce() -> None:
-        try:
-            for item in batches:
-                if stop.is_set():
-                    return
-                q.put(item)
-            q.put(done)
-        except BaseException as exc:  # noqa: BLE001 -- handed to the consumer, raised there
-            q.put(exc)
-
-    worker = threading.Thread(target=produce, daemon=True, name="vad-decode")
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        _drain(q, worker)
-
-
-def _drain(q: queue.Queue, worker: threading.Thread) -> None:
-    """Empty ``q`` until ``worker`` ends (it may be blocked on a full queue)."""
-    while worker.is_alive():
-        try:
-            q.get_nowait()
-        except queue.Empty:
-            worker.join(timeout=0.05)
 
 
 class ExtractReport(RunReport):
