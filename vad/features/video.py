@@ -184,12 +184,14 @@ def _resize_frames(frames: np.ndarray, size: tuple[int, int] | None) -> np.ndarr
     return np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
 
 
-def open_video(path: str | os.PathLike, short_side: int | None = None) -> VideoSource:
+def open_video(path: str | os.PathLike, short_side: int | None = None, threads: int = 0) -> VideoSource:
     """Open ``path`` with decord (decoding at reduced size), falling back to OpenCV; else a clear ``VideoError``.
 
     Args:
         path: the video file.
         short_side: decode so the shorter side is this many pixels (never upscaled); None keeps native size.
+        threads: FFmpeg decoder threads of this reader (0: FFmpeg's choice, about one per core). Several readers
+            decoding in parallel each want 1, or they oversubscribe the cores.
     """
     p = Path(path)
     problem = path_problem(p)
@@ -197,7 +199,7 @@ def open_video(path: str | os.PathLike, short_side: int | None = None) -> VideoS
         raise VideoError(f"{p}: {problem}")
     alias_dir, target = _ascii_alias(p)
     try:
-        source = _open_any(p, target, short_side)
+        source = _open_any(p, target, short_side, threads)
     except BaseException:
         if alias_dir is not None:
             shutil.rmtree(alias_dir, ignore_errors=True)
@@ -220,11 +222,11 @@ def _ascii_alias(p: Path) -> tuple[str | None, Path]:
         return folder, link
 
 
-def _open_any(p: Path, target: Path, short_side: int | None) -> VideoSource:
+def _open_any(p: Path, target: Path, short_side: int | None, threads: int = 0) -> VideoSource:
     """Open ``target`` (``p`` or its alias) with decord, else OpenCV; else a ``VideoError`` saying why."""
     decord_reason = ""
     try:
-        return _open_decord(target, short_side)
+        return _open_decord(target, short_side, threads)
     except VideoError as exc:
         raise VideoError(str(exc).replace(str(target), str(p))) from None
     except Exception as exc:  # decord raises DECORDError / RuntimeError with ffmpeg's message
@@ -235,11 +237,11 @@ def _open_any(p: Path, target: Path, short_side: int | None) -> VideoSource:
     raise VideoError(f"{p}: {_diagnose(p, decord_reason)}")
 
 
-def _open_decord(p: Path, short_side: int | None) -> VideoSource:
+def _open_decord(p: Path, short_side: int | None, threads: int = 0) -> VideoSource:
     import decord
 
     decord.logging.set_level(decord.logging.QUIET)
-    probe = decord.VideoReader(str(p), ctx=decord.cpu(0))
+    probe = decord.VideoReader(str(p), ctx=decord.cpu(0), num_threads=threads)
     num_frames = len(probe)
     if num_frames == 0:
         raise VideoError(f"{p}: the video stream has zero frames")
@@ -252,7 +254,8 @@ def _open_decord(p: Path, short_side: int | None) -> VideoSource:
         size = decode_size(width, height, short_side)
         if size != (width, height):
             try:  # decode at reduced size inside ffmpeg's scaler...
-                scaled = decord.VideoReader(str(p), ctx=decord.cpu(0), width=size[0], height=size[1])
+                scaled = decord.VideoReader(str(p), ctx=decord.cpu(0), width=size[0], height=size[1],
+                                            num_threads=threads)
                 scaled.get_batch([0])
                 reader = scaled
             except Exception:  # ...unless this decord build rejects that size: decode native, resize after
