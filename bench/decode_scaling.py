@@ -5,7 +5,8 @@
 
 On a GPU the encoder is fast enough that extraction runs at the speed of this side (decode + optical flow).
 For each number of decode threads W (:func:`vad.features.decode.decoded_batches`, as ``vad extract`` runs it)
-and FFmpeg threads per reader (0: FFmpeg's choice, about one per core; 1: one), it prints encoder-ready frames
+and FFmpeg threads per reader (0: FFmpeg's choice, about one per core; 1: one, what ``vad extract`` uses with
+several workers), it prints encoder-ready frames
 per second with the motion level on, and the speed-up over W = 1. ``flow only`` rows time the optical-flow
 summaries alone on already-decoded frame pairs, spread over W threads the same way, to tell decoding from flow.
 """

@@ -96,15 +96,16 @@ class FeatureExtractor:
         """Features of one video. ``progress(done, total)`` is called after each batch of snippets."""
         cfg = self.config
         short_side = self.backbone.image_size
-        first = open_video(path, short_side=short_side)  # validated here; handed to the first decode worker
+        workers = 0 if cfg.prefetch <= 0 else cfg.decode_workers or auto_decode_workers(self.backbone.device.type)
+        threads = 1 if workers > 1 else 0  # FFmpeg threads per reader: parallel readers want one each
+        first = open_video(path, short_side, threads)  # validated here; handed to the first decode worker
         info, unused = first.info, [first]
         plan = plan_snippets(info.num_frames, cfg.snippets)  # shape = [N, F]
         n, f = plan.shape
         pooled_all = np.empty((n, f, self.backbone.embed_dim), np.float32)
         patch_all: np.ndarray | None = None
         motion_all: list[np.ndarray] = []
-        workers = 0 if cfg.prefetch <= 0 else cfg.decode_workers or auto_decode_workers(self.backbone.device.type)
-        open_source = lambda: unused.pop() if unused else open_video(path, short_side=short_side)  # noqa: E731
+        open_source = lambda: unused.pop() if unused else open_video(path, short_side, threads)  # noqa: E731
         batches = decoded_batches(open_source,
                                   decode_plan(plan, info.num_frames, cfg.motion), cfg.batch_snippets,
                                   cfg.motion_config if cfg.motion else None, workers, max(cfg.prefetch, 0))
