@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 import subprocess
@@ -28,6 +29,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "oneclass": ("-m", "bench.oneclass", "--hours", "1", "100"),
     "model_scaling": ("-m", "bench.model_scaling"),
     "gpu": ("-m", "bench.gpu"),
+    "decode_scaling": ("-m", "bench.decode_scaling", "--ffmpeg-threads", "1", "--workers", "1", "2", "4", "8", "14"),
 }
 HEADER = """# Benchmarks
 
@@ -53,7 +55,8 @@ def run(name: str, reuse: bool = False) -> str:
     else:
         body = "```\n" + _readable(body) + "\n```"
     when = time.strftime("%Y-%m-%d")
-    machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
+    machine = (f"{platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
+               f"Python {platform.python_version()}")
     return (f"## {name}\n\n`{command}` — {when}, {time.perf_counter() - started:.0f} s, {machine}\n\n{body}\n")
 
 
