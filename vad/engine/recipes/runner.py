@@ -31,7 +31,7 @@ from vad.engine.recipes.layout import Layout, check_layout, resolve
 from vad.engine.recipes.results import RESULTS_MD, results_document, write_results
 from vad.engine.train import TrainConfig, train_model
 from vad.errors import VadError
-from vad.features.backbone import RANDOM, resolve_device
+from vad.features.backbone import RANDOM_NOTE, is_random_weights, resolve_device
 from vad.features.extract import ExtractConfig, extract_videos
 from vad.io import save_npy_atomic, write_json_atomic, write_text_atomic
 from vad.models.checkpoint import load_checkpoint
@@ -178,9 +178,8 @@ def run_benchmark(name: str, root: str | os.PathLike, out_dir: str | os.PathLike
                      config.train.device)]
     failed = {**feats.failed, **dataset.failed}
     notes = feats.notes + dataset.notes + trained.notes
-    if layout.kind == "videos" and config.extract.backbone.pretrained.startswith(RANDOM):
-        notes.append("the backbone is random-initialised: its features carry no learned semantics, so this number "
-                     "says nothing about the method and is not comparable with the anchors")
+    if layout.kind == "videos" and is_random_weights(config.extract.backbone.pretrained):
+        notes.append(f"{RANDOM_NOTE}: this number is not comparable with the published ones")
     if failed:
         notes.append(f"{len(failed)} input(s) could not be read and are left out: the number is not on the full "
                      f"test list")
