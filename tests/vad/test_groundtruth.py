@@ -81,7 +81,8 @@ XD = ("v=wVey5JDRf_g__#00-00-00_00-01-20_label_B6-0-0 2 4 6 9\n"
 def test_read_xd_annotations(tmp_path):
     (tmp_path / "annotations.txt").write_text(XD)
     counts = {"v=wVey5JDRf_g__#00-00-00_00-01-20_label_B6-0-0": 8,
-              "Bad.Boys.1995__#01-33-51_01-34-37_label_B2-0-0": 5, "A.Beautiful.Mind.2001__#00-25-20_00-26-20_label_A": 4}
+              "Bad.Boys.1995__#01-33-51_01-34-37_label_B2-0-0": 5,
+              "A.Beautiful.Mind.2001__#00-25-20_00-26-20_label_A": 4}
     gt = read_xd_annotations(tmp_path / "annotations.txt", counts)
     assert gt.frames["v=wVey5JDRf_g__#00-00-00_00-01-20_label_B6-0-0"].tolist() == [0, 0, 1, 1, 0, 0, 1, 1]
     assert gt.frames["Bad.Boys.1995__#01-33-51_01-34-37_label_B2-0-0"].tolist() == [1, 1, 1, 0, 0]
