@@ -27,7 +27,7 @@ from vad.engine.calibration import CalibrationConfig
 from vad.engine.evaluate import GroundTruthSource, evaluate_model
 from vad.engine.recipes.commands import eval_command, extract_command, train_command
 from vad.engine.recipes.datasets import GT_PART, RECIPES, Recipe
-from vad.engine.recipes.layout import Layout, check_layout, resolve
+from vad.engine.recipes.layout import FEATURES_DIR, Layout, check_layout, resolve
 from vad.engine.recipes.results import RESULTS_MD, results_document, write_results
 from vad.engine.train import TrainConfig, train_model
 from vad.errors import VadError
@@ -108,7 +108,7 @@ def _features(out: Path, layout: Layout, config: BenchmarkConfig, progress: bool
         path = out / "features.list"
         write_text_atomic(path, "".join(f"{p}\n" for p in _listed(layout)))
         echo(f"benchmark: [2/4] reading published {layout.fmt} features of {len(layout.inputs)} videos")
-        folder = resolve(config.features or "features", layout.root)
+        folder = resolve(config.features or FEATURES_DIR, layout.root)
         return _Features(path, f"published {layout.fmt} features ({folder})", None)
     videos, feats = out / "videos.list", out / "features"
     write_text_atomic(videos, "".join(f"{p}\n" for p in _listed(layout)))
