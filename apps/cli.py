@@ -28,6 +28,7 @@ from apps.cli_config import (
     version,
 )
 from vad.errors import VadError
+from vad.names import BENCHMARKS
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 GLOBAL_FLAGS = {"-q": "quiet", "--quiet": "quiet", "-v": "verbose", "--verbose": "verbose"}
@@ -261,6 +262,26 @@ def _watch(run: Run) -> int:
     return run_watch(run.args, run.configs[""])
 
 
+@verb("benchmark", "a dataset's standard protocol: check its layout, extract, train, evaluate, compare with papers",
+      {"": "vad.engine.recipes.runner:BenchmarkConfig"},
+      [arg("dataset", choices=list(BENCHMARKS), help="which benchmark's protocol to run"),
+       arg("--root", type=str, required=True, help="the dataset folder, laid out as its authors distribute it"),
+       arg("--out", type=str | None, default=None, help="results folder (default: benchmark-DATASET)")],
+      {"--epochs": "train.epochs", "--seed": "train.seed", "--backbone": "extract.backbone.name",
+       "--pretrained": "extract.backbone.pretrained", "--snippet-len": "extract.snippets.snippet_len"})
+def _benchmark(run: Run) -> int:
+    from vad.engine.recipes.runner import run_benchmark
+
+    a = run.args
+    result = run_benchmark(a.dataset, a.root, a.out or f"benchmark-{a.dataset}", run.configs[""],
+                           progress=not run.quiet)
+    ours, doc = result.document["ours"]["value"], result.document
+    anchors = ", ".join(f"{x['method']} {100 * x['value']:.2f}" for x in doc["anchors"])
+    shown = "n/a" if ours is None else f"{100 * ours:.2f} %"
+    print(f"benchmark: {doc['dataset']} {doc['metric']} {shown} (published: {anchors}) -> {result.markdown}")
+    return report_failures(result.failed, result.notes)
+
+
 @verb("demo", "synth -> extract -> train -> eval -> score, on data it makes itself", {"": "apps.demo:DemoConfig"},
       [arg("--out", type=str, default="vad-demo", help="working directory"),
        arg("--serve", type=bool, default=False, nargs="?", const=True, help="then open the web UI on the model"),
@@ -383,6 +404,8 @@ def _main(found: set[str], argv: list[str]) -> int:
         return EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except (UsageError, VadError) as exc:
         print(f"vad: error: {one_line(str(exc))}", file=sys.stderr)
+        for part in getattr(exc, "missing", ()):  # LayoutError: one line per missing part
+            print(f"vad: missing: {one_line(part)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("vad: interrupted (finished outputs are kept; run again to resume)", file=sys.stderr)

@@ -28,3 +28,11 @@ class GroundTruthError(VadError):
 
 class MetricsError(VadError):
     """Scores and ground truth do not fit together (missing video, length mismatch, bad values)."""
+
+
+class LayoutError(VadError):
+    """A dataset folder lacks parts a benchmark recipe needs; ``missing`` names each part, one line each."""
+
+    def __init__(self, message: str, missing: list[str]) -> None:
+        super().__init__(message)
+        self.missing = list(missing)  # one line per missing part, what it is and where it was looked for

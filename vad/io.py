@@ -113,6 +113,12 @@ def save_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> None:
         np.savez(fh, **arrays)
 
 
+def save_npy_atomic(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Save one array to a ``.npy`` atomically (no pickles: object arrays are refused by numpy here)."""
+    with atomic_path(path, suffix=".npy") as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
 def json_safe(obj: Any) -> Any:
     """``obj`` with every non-finite float (Python or numpy, at any depth) replaced by None."""
     if isinstance(obj, dict):

@@ -11,3 +11,4 @@ ALL_LEVELS: tuple[str, ...] = FEATURE_LEVELS + ("text",)  # every level a model 
 MANIFEST_FILE = "manifest.json"  # a feature directory's index of videos and settings
 TEXT_FILE = "text.npz"  # a feature directory's prompt embeddings
 SUMMARY_FILE = "summary.csv"  # a scoring run's one-row-per-video summary
+BENCHMARKS: tuple[str, ...] = ("ucf-crime", "xd-violence", "shanghaitech")  # datasets `vad benchmark` reproduces

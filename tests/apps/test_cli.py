@@ -87,7 +87,8 @@ def test_print_config_holds_every_model_and_training_field_and_round_trips(tmp_p
 def test_print_config_has_a_key_per_field(name, capsys):
     required = {"synth": ["o"], "extract": ["v.mp4", "--out", "o"], "train": ["--features", "f", "--out", "o"],
                 "score": ["v.mp4", "--model", "m", "--out", "o"], "serve": ["--model", "m"], "demo": [],
-                "fit-normal": ["--features", "f", "--out", "o"], "watch": ["--model", "m"]}[name]
+                "fit-normal": ["--features", "f", "--out", "o"], "watch": ["--model", "m"],
+                "benchmark": ["ucf-crime", "--root", "r"]}[name]
     assert main([name, *required, "--print-config"]) == 0
     run = yaml.safe_load(capsys.readouterr().out)
     for opt in _options(name):

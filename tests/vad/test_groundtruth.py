@@ -1,10 +1,18 @@
-"""Ground-truth readers: concatenated gt-*.npy + list, UCF annotation file, synth benchmark."""
+"""Ground-truth readers: concatenated gt-*.npy + list, UCF and XD-Violence annotation files, ShanghaiTech frame
+masks, synth benchmark."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vad.data.groundtruth import read_gt_npy, read_synth_gt, read_ucf_annotations
+from vad.data.groundtruth import (
+    list_names,
+    read_frame_masks,
+    read_gt_npy,
+    read_synth_gt,
+    read_ucf_annotations,
+    read_xd_annotations,
+)
 from vad.errors import GroundTruthError
 from vad.synth.benchmark import SynthConfig, read_labels
 from vad.synth.generate import make_benchmark
@@ -64,6 +72,47 @@ def test_read_ucf_annotations(tmp_path):
     (tmp_path / "short.txt").write_text("Abuse028_x264.mp4  Abuse\n")
     with pytest.raises(GroundTruthError, match="short.txt:1"):
         read_ucf_annotations(tmp_path / "short.txt", {"Abuse028_x264": 6})
+
+
+XD = ("v=wVey5JDRf_g__#00-00-00_00-01-20_label_B6-0-0 2 4 6 9\n"
+      "Bad.Boys.1995__#01-33-51_01-34-37_label_B2-0-0.mp4 0 3\n")  # a published line names the .mp4
+
+
+def test_read_xd_annotations(tmp_path):
+    (tmp_path / "annotations.txt").write_text(XD)
+    counts = {"v=wVey5JDRf_g__#00-00-00_00-01-20_label_B6-0-0": 8,
+              "Bad.Boys.1995__#01-33-51_01-34-37_label_B2-0-0": 5,
+              "A.Beautiful.Mind.2001__#00-25-20_00-26-20_label_A": 4}
+    gt = read_xd_annotations(tmp_path / "annotations.txt", counts)
+    assert gt.frames["v=wVey5JDRf_g__#00-00-00_00-01-20_label_B6-0-0"].tolist() == [0, 0, 1, 1, 0, 0, 1, 1]
+    assert gt.frames["Bad.Boys.1995__#01-33-51_01-34-37_label_B2-0-0"].tolist() == [1, 1, 1, 0, 0]
+    assert not gt.frames["A.Beautiful.Mind.2001__#00-25-20_00-26-20_label_A"].any()  # normal: no line
+    assert list(gt.classes.values()) == ["Car accident", "Shooting", "Normal"]
+    with pytest.raises(GroundTruthError, match="violent video v=x__#1_label_G-0-0"):
+        read_xd_annotations(tmp_path / "annotations.txt", {"v=x__#1_label_G-0-0": 4})
+    (tmp_path / "odd.txt").write_text("v=x__#1_label_G-0-0 2 4 6\n")
+    with pytest.raises(GroundTruthError, match="odd.txt:1"):
+        read_xd_annotations(tmp_path / "odd.txt", {"v=x__#1_label_G-0-0": 8})
+
+
+def test_read_frame_masks(tmp_path):
+    np.save(tmp_path / "01_0014.npy", np.array([0, 1, 1, 0, 0, 1], np.uint8))
+    gt = read_frame_masks(tmp_path, {"01_0014": 4, "01_001": 3})
+    assert gt.frames["01_0014"].tolist() == [0, 1, 1, 0]  # cut to the frames the features cover
+    assert read_frame_masks(tmp_path, {"01_0014": 8}).frames["01_0014"].tolist() == [0, 1, 1, 0, 0, 1, 0, 0]
+    assert not gt.frames["01_001"].any()  # no mask: a normal video of the original training set
+    assert gt.classes == {"01_0014": "Abnormal", "01_001": "Normal"}
+    np.save(tmp_path / "01_0015.npy", np.array([0, 2, 1]))
+    with pytest.raises(GroundTruthError, match="01_0015.npy"):
+        read_frame_masks(tmp_path, {"01_0015": 3})
+    with pytest.raises(GroundTruthError, match="not found"):
+        read_frame_masks(tmp_path / "nope", {"01_0014": 3})
+
+
+def test_list_names_keys_paths_crops_and_names_alike(tmp_path):
+    (tmp_path / "a.list").write_text("Abuse/Abuse001_x264.mp4\n/x/RGB/v=a__#1_label_A__0.npy\n"
+                                     "/x/RGB/v=a__#1_label_A__1.npy\n\n01_0014_i3d.npy\n01_002\n")
+    assert list_names(tmp_path / "a.list") == ["Abuse001_x264", "v=a__#1_label_A", "01_0014", "01_002"]
 
 
 def test_synth_three_readers_agree(tmp_path):

@@ -1,5 +1,6 @@
 """Frame-level ground truth from the files the community uses: concatenated ``gt-*.npy`` + a list, UCF-Crime's
-``Temporal_Anomaly_Annotation.txt``, or a synthetic benchmark made by ``vad synth``.
+``Temporal_Anomaly_Annotation.txt``, XD-Violence's ``annotations.txt``, ShanghaiTech's per-video frame masks
+(``test_frame_mask/NAME.npy``), or a synthetic benchmark made by ``vad synth``.
 
 Every reader returns a :class:`GroundTruth`: ``frames[name]`` is ``(T_name,)`` uint8 (1 = abnormal frame) and
 ``classes[name]`` the video's class (``"Normal"`` for normal videos). Windows are 0-based, start inclusive, end
@@ -91,7 +92,7 @@ def read_gt_npy(gt_file: str | os.PathLike, list_file: str | os.PathLike,
         raise GroundTruthError(f"{gt_file}: ground truth must be 1-D (frames), got shape {gt.shape}")
     if gt.size and not np.isin(gt, (0, 1)).all():
         raise GroundTruthError(f"{gt_file}: ground truth must hold only 0 and 1")
-    names = _list_names(list_file)
+    names = list_names(list_file)
     if not names:
         raise GroundTruthError(f"{list_file}: list file is empty")
     counts = _frame_counts(names, num_frames, str(list_file))
@@ -103,13 +104,31 @@ def read_gt_npy(gt_file: str | os.PathLike, list_file: str | os.PathLike,
     return GroundTruth(frames, {n: _class_of(n, g) for n, g in frames.items()})
 
 
-def _list_names(list_file: Path) -> list[str]:
-    """Video names of a list file in order, once each (per-crop lists name a video several times)."""
-    names: list[str] = []
+def list_names(list_file: str | os.PathLike) -> list[str]:
+    """Video names of a list file in order, once each (per-crop lists name a video several times; a line may be
+    a bare name, a video path or a feature path: :func:`vad.data.formats.video_name` keys them all alike)."""
+    names: dict[str, None] = {}
     for line in read_text(list_file, "list file", GroundTruthError).splitlines():
-        if line.strip() and video_name(line) not in names:
-            names.append(video_name(line))
-    return names
+        if line.strip():
+            names.setdefault(video_name(line), None)
+    return list(names)
+
+
+def _windows(path: Path, lineno: int, name: str, fields: Sequence[str], line: str) -> list[tuple[int, int]]:
+    """``(start, end)`` frame pairs from a row's numbers (``-1 -1`` pairs dropped); bad numbers name the line."""
+    try:
+        nums = [int(x) for x in fields]
+    except ValueError:
+        raise GroundTruthError(f"{path}:{lineno}: frame numbers must be integers, got {one_line(line, 120)!r}"
+                               ) from None
+    windows = []
+    for s, e in zip(nums[::2], nums[1::2]):
+        if s == -1 and e == -1:
+            continue
+        if s < 0 or e < s:
+            raise GroundTruthError(f"{path}:{lineno}: bad window {s} {e} for video {name}")
+        windows.append((s, e))
+    return windows
 
 
 def parse_ucf_annotations(path: str | os.PathLike) -> dict[str, tuple[str, list[tuple[int, int]]]]:
@@ -125,21 +144,42 @@ def parse_ucf_annotations(path: str | os.PathLike) -> dict[str, tuple[str, list[
         if len(parts) < 4 or len(parts) % 2:
             raise GroundTruthError(f"{path}:{lineno}: expected '<file>  <Class>  <start1>  <end1> ...', got "
                                    f"{one_line(line, 120)!r}")
-        try:
-            nums = [int(x) for x in parts[2:]]
-        except ValueError:
-            raise GroundTruthError(f"{path}:{lineno}: frame numbers must be integers, got {one_line(line, 120)!r}"
-                                   ) from None
-        windows = []
-        for s, e in zip(nums[::2], nums[1::2]):
-            if s == -1 and e == -1:
-                continue
-            if s < 0 or e < s:
-                raise GroundTruthError(f"{path}:{lineno}: bad window {s} {e} for video {parts[0]}")
-            windows.append((s, e))
         cls = parts[1]
-        out[video_name(parts[0])] = (NORMAL_CLASS if cls.lower().startswith("normal") else cls, windows)
+        out[video_name(parts[0])] = (NORMAL_CLASS if cls.lower().startswith("normal") else cls,
+                                     _windows(path, lineno, parts[0], parts[2:], line))
     return out
+
+
+def parse_xd_annotations(path: str | os.PathLike) -> dict[str, list[tuple[int, int]]]:
+    """Parse XD-Violence's ``annotations.txt`` into ``name -> [(start, end), ...]``.
+
+    Each line is ``<name> <start1> <end1> [<start2> <end2> ...]`` in frames of the video, abnormal test videos
+    only (a normal video has no line); a few published lines carry a ``.mp4`` suffix on the name, which is dropped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GroundTruthError(f"{path}: annotation file not found")
+    out: dict[str, list[tuple[int, int]]] = {}
+    for lineno, line in enumerate(read_text(path, "annotation file", GroundTruthError).splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 3 or len(parts) % 2 == 0:
+            raise GroundTruthError(f"{path}:{lineno}: expected '<name> <start1> <end1> [<start2> <end2> ...]', "
+                                   f"got {one_line(line, 120)!r}")
+        out[video_name(parts[0])] = _windows(path, lineno, parts[0], parts[1:], line)
+    return out
+
+
+def _window_frames(count: int, windows: Sequence[tuple[int, int]], where: str, name: str) -> np.ndarray:
+    """``(count,)`` uint8 with the windows set to 1 (clipped to the video); windows wholly past its end are an
+    error, since they mean the annotation and the features describe different videos."""
+    gt = np.zeros(count, dtype=np.uint8)
+    for s, e in windows:
+        gt[s:e] = 1
+    if windows and not gt.any():
+        raise GroundTruthError(f"{where}: every window of video {name} starts after its {count} frames")
+    return gt
 
 
 def read_ucf_annotations(path: str | os.PathLike, num_frames: Mapping[str, int],
@@ -159,13 +199,68 @@ def read_ucf_annotations(path: str | os.PathLike, num_frames: Mapping[str, int],
         if name not in ann:
             raise GroundTruthError(f"{path}: no annotation line for video {name}")
         cls, windows = ann[name]
-        gt = np.zeros(count, dtype=np.uint8)
-        for s, e in windows:
-            gt[s:e] = 1
-        if windows and not gt.any():
-            raise GroundTruthError(f"{path}: every window of video {name} starts after its {count} frames")
-        frames[name], classes[name] = gt, cls if gt.any() else NORMAL_CLASS
+        frames[name] = _window_frames(count, windows, str(path), name)
+        classes[name] = cls if frames[name].any() else NORMAL_CLASS
     return GroundTruth(frames, classes)
+
+
+def read_xd_annotations(path: str | os.PathLike, num_frames: Mapping[str, int],
+                        names: Iterable[str] | None = None) -> GroundTruth:
+    """Frame-level GT from XD-Violence's ``annotations.txt`` for the videos given.
+
+    A video without a line is normal, as the file lists abnormal videos only; but a video whose name says it is
+    violent (``_label_B...``) must have one, else the annotation file and the videos do not belong together.
+    Classes come from the name's label code (``_label_B2-G-0`` → Shooting, the first code).
+    """
+    ann = parse_xd_annotations(path)
+    names = list(num_frames) if names is None else list(names)
+    counts = _frame_counts(names, num_frames, str(path))
+    frames, classes = {}, {}
+    for name, count in zip(names, counts):
+        label, cls = infer_label_class(name)
+        if name not in ann and label == 1:
+            raise GroundTruthError(f"{path}: no annotation line for violent video {name}")
+        frames[name] = _window_frames(count, ann.get(name, []), str(path), name)
+        classes[name] = (cls or "Abnormal") if frames[name].any() else NORMAL_CLASS
+    return GroundTruth(frames, classes)
+
+
+def read_frame_masks(folder: str | os.PathLike, num_frames: Mapping[str, int],
+                     names: Iterable[str] | None = None) -> GroundTruth:
+    """Frame-level GT from one ``NAME.npy`` 0/1 mask per video (ShanghaiTech's ``test_frame_mask``).
+
+    A video without a mask file is normal (the weakly supervised split takes its normal test videos from the
+    original training set, which has no masks). A mask longer or shorter than the video's frame count is cut or
+    zero-padded to it (features cover whole snippets). Abnormal videos get the class ``Abnormal``: the masks say
+    where, not what.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise GroundTruthError(f"{folder}: frame mask folder not found")
+    names = list(num_frames) if names is None else list(names)
+    counts = _frame_counts(names, num_frames, str(folder))
+    frames, classes = {}, {}
+    for name, count in zip(names, counts):
+        mask = _load_mask(folder / f"{name}.npy")
+        gt = np.zeros(count, dtype=np.uint8)
+        if mask is not None:
+            gt[: min(count, mask.size)] = mask[:count]
+        frames[name], classes[name] = gt, "Abnormal" if gt.any() else NORMAL_CLASS
+    return GroundTruth(frames, classes)
+
+
+def _load_mask(path: Path) -> np.ndarray | None:
+    """A 1-D 0/1 frame mask, or None when the file does not exist; anything else names the file."""
+    if not path.exists():
+        return None
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise GroundTruthError(f"{path}: not a readable .npy ({type(exc).__name__}: {exc})") from exc
+    mask = np.asarray(mask).reshape(-1) if mask.ndim == 2 and 1 in mask.shape else mask
+    if mask.ndim != 1 or (mask.size and not np.isin(mask, (0, 1)).all()):
+        raise GroundTruthError(f"{path}: a frame mask must be 1-D and hold only 0 and 1, got shape {mask.shape}")
+    return mask.astype(np.uint8)
 
 
 def read_synth_gt(root: str | os.PathLike, split: str | None = "test") -> GroundTruth:
