@@ -77,6 +77,29 @@ def test_fusion_weights_exposed_only_with_lego():
     assert AnomalyModel(VARIANTS[1]).fusion_weights() is None
 
 
+def test_ensemble_scores_are_the_members_mean_and_each_member_learns():
+    """``members=3``: three differently initialised heads; the score is their mean logit; training loss reaches
+    every member; the fusion weights shown are the members' mean; an old config without the field has one."""
+    torch.manual_seed(0)
+    model = AnomalyModel(ModelConfig(feature_dim=D, hidden=16, num_prompts=K, members=3)).eval()
+    heads = [model.head, *model.more_members]
+    assert len(heads) == 3 and not torch.equal(heads[0].node_proj.weight, heads[1].node_proj.weight)
+    batch = make_batch([12, 7])
+    out = model(batch)
+    members = out.extras["member_logits"]  # (3, B, N)
+    assert members.shape == (3, 2, 12)
+    assert torch.allclose(out.logits, members.mean(0)) and not torch.allclose(members[0], members[1])
+    members[:, batch.node_mask].sigmoid().sum().backward()
+    assert all(h.node_proj.weight.grad is not None and h.node_proj.weight.grad.abs().sum() > 0 for h in heads)
+    mean_a = torch.stack([h.lego.fusion.fusion_weights().weights[0] for h in heads]).mean(0)
+    assert torch.allclose(next(iter(model.fusion_weights().values())), mean_a)
+    saved = ModelConfig(feature_dim=D, hidden=16).to_dict()
+    del saved["members"]
+    assert ModelConfig.from_dict(saved).members == 1
+    with pytest.raises(ValueError, match="members"):
+        ModelConfig(arch="oneclass", members=2)
+
+
 def test_temporal_neighbors_respect_ends_and_padding():
     mask = torch.tensor([[True, True, True, False]])
     idx, ok = temporal_neighbors(mask, 1)

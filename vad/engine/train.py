@@ -245,7 +245,11 @@ class Trainer:
                             pad_short=True).to(self.device)
             labels = torch.tensor([self.train_set[i].label for i in idx], device=self.device)
             out = model(batch)
-            loss = mil_loss(out.scores, labels, cfg, batch.node_mask)
+            if "member_logits" in out.extras:  # an ensemble: every member learns on its own, as if alone
+                loss = torch.stack([mil_loss(torch.sigmoid(m), labels, cfg, batch.node_mask)
+                                    for m in out.extras["member_logits"]]).mean()
+            else:
+                loss = mil_loss(out.scores, labels, cfg, batch.node_mask)
             if cfg.degree_weight and "degrees" in out.extras:
                 loss = loss + cfg.degree_weight * degree_variance_loss(out.extras["degrees"], labels, batch.node_mask)
             self.optimizer.zero_grad(set_to_none=True)

@@ -70,7 +70,8 @@ class AnomalyModel(nn.Module):
         self.config = config
         heads = {"vadgraph": GraphFusionHead, "mil_mlp": MILMLPHead, "mtn_concat": MTNConcatHead,
                  "oneclass": OneClassHead, "zeroshot": ZeroShotHead}
-        self.head = heads[config.arch](config)
+        self.head = heads[config.arch](config)  # member 0 (the only one unless config.members > 1)
+        self.more_members = nn.ModuleList(heads[config.arch](config) for _ in range(config.members - 1))
         self.exportable = False  # see set_exportable
         # per-level, per-dimension input scales fitted on training features; saved with the weights
         self.register_buffer("input_scale", torch.ones(len(VISUAL_LEVELS), config.feature_dim))  # clip/frame/patch
@@ -78,10 +79,20 @@ class AnomalyModel(nn.Module):
 
     def forward(self, batch: FeatureBatch) -> AnomalyOutput:
         """Score every snippet of every video in ``batch``."""
-        logits, extras = self.head(self.prepare(batch))
+        prepared = self.prepare(batch)
+        logits, extras = self._member_logits(self.head, prepared)
+        if len(self.more_members):  # a deep ensemble: each member's logits, and their mean as the score
+            members = torch.stack([logits, *(self._member_logits(m, prepared)[0] for m in self.more_members)])
+            extras["member_logits"] = members  # (members, B, N): the trainer gives each member its own loss
+            logits = members.mean(0)
+        return AnomalyOutput(logits, torch.sigmoid(logits), batch.node_mask, extras)
+
+    def _member_logits(self, head: nn.Module, batch: FeatureBatch) -> tuple[Tensor, dict[str, Tensor]]:
+        """One head's smoothed logits ``(B, N)`` and extras."""
+        logits, extras = head(batch)
         if self.config.smoothing:
             logits = smooth_over_time(logits, batch.node_mask, self.config.smoothing)
-        return AnomalyOutput(logits, torch.sigmoid(logits), batch.node_mask, extras)
+        return logits, extras
 
     def prepare(self, batch: FeatureBatch) -> FeatureBatch:
         """Centre per video (``config.center``) and divide each visual level by its fitted scale."""
@@ -99,8 +110,9 @@ class AnomalyModel(nn.Module):
     def set_exportable(self, on: bool = True) -> AnomalyModel:
         """Compute medians by sort + gather instead of ``nanmedian`` (ONNX export; the same numbers); returns self."""
         self.exportable = on
-        if hasattr(self.head, "exportable"):
-            self.head.exportable = on
+        for head in (self.head, *self.more_members):
+            if hasattr(head, "exportable"):
+                head.exportable = on
         return self
 
     @torch.no_grad()
@@ -137,11 +149,12 @@ class AnomalyModel(nn.Module):
 
     def fusion_weights(self) -> dict[str, Tensor] | None:
         """LEGO's learned A matrices, ``pair name → (P+1, Q+1)``; None for variants without LEGO."""
-        lego = getattr(self.head, "lego", None)
-        if lego is None:
+        legos = [getattr(h, "lego", None) for h in (self.head, *self.more_members)]
+        if legos[0] is None:
             return None
-        fw = lego.fusion.fusion_weights()
-        return {name: w.detach().cpu() for name, w in zip(fw.names, fw.weights)}
+        per_member = [lego.fusion.fusion_weights() for lego in legos]  # an ensemble shows its members' mean
+        return {name: torch.stack([fw.weights[i] for fw in per_member]).mean(0).detach().cpu()
+                for i, name in enumerate(per_member[0].names)}
 
     def num_parameters(self) -> int:
         """Trainable parameter count."""
@@ -157,4 +170,4 @@ class AnomalyModel(nn.Module):
             return f"{c.num_prompts} prompts, T={c.zeroshot_temperature:g}, graph terms " \
                    f"{'on' if c.graph_terms.enabled else 'off'}"
         return (f"arch={c.arch}, fusion={c.fusion}, attention={c.attention}, qformer={c.qformer}, "
-                f"D={c.feature_dim}, H={c.hidden}")
+                f"D={c.feature_dim}, H={c.hidden}" + (f", members={c.members}" if c.members > 1 else ""))

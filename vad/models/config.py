@@ -89,6 +89,7 @@ class ModelConfig:
     relation_top_k: int = 4  # k of the "mean of the k strongest relations" read-out
     dropout: float = 0.1  # dropout in the scorers
     center: bool = True  # subtract each video's median feature first (all archs)
+    members: int = 1  # trained archs: independently initialised heads, each on its own loss, logits averaged
     lego: LEGOConfig = field(default_factory=_default_lego)  # LEGO graph fusion (powers, kernel, windows)
     hop: HopDiffusedAttentionConfig = field(default_factory=_default_hop)  # Graph4MM hop-diffused attention
     mmq: MMQFormerConfig = field(default_factory=_default_mmq)  # Graph4MM MM-QFormer
@@ -102,9 +103,7 @@ class ModelConfig:
                                      ("readout", self.readout, READOUTS), ("context", self.context, CONTEXT_SCOPES)):
             if value not in choices:
                 raise ValueError(f"ModelConfig.{name} must be one of {choices}, got {value!r}")
-        for name in ("feature_dim", "hidden"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        self._check_sizes()
         for name, heads in (("hop.heads", self.hop.heads), ("mmq.heads", self.mmq.heads)):
             if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, got {heads!r}")
@@ -117,6 +116,14 @@ class ModelConfig:
             raise ValueError("ModelConfig: arch zeroshot compares raw CLIP embeddings with prompts: center=False")
         object.__setattr__(self, "levels", tuple(self.levels))
         object.__setattr__(self, "own_levels", tuple(self.own_levels))
+
+    def _check_sizes(self) -> None:
+        """Widths and the member count are positive integers; only trained archs have several members."""
+        for name in ("feature_dim", "hidden", "members"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.members > 1 and self.arch in ("oneclass", "zeroshot"):
+            raise ValueError(f"ModelConfig.members applies to trained archs, not {self.arch!r}")
 
     def evidence_levels(self) -> tuple[str, ...]:
         """Levels concatenated into each snippet's own evidence: every level for feature-space fusion
@@ -135,8 +142,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them (a checkpoint of another layout)."""
-        return _from_dict(cls, data)
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them (a checkpoint of another layout).
+        A config saved before ensembles existed had one member."""
+        return _from_dict(cls, {"members": 1, **data} if isinstance(data, dict) else data)
 
     def to_dict(self) -> dict:
         """JSON-ready nested dict."""

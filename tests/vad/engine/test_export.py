@@ -35,9 +35,10 @@ def _loaded(config: ModelConfig, seed: int = 0) -> LoadedModel:
             p.add_(0.1 * torch.randn_like(p))  # the zero-initialised context scorer too
         model.input_scale.uniform_(0.5, 2.0)
         model.motion_scale.uniform_(0.5, 2.0)
-        norm = getattr(model.head, "relation_norm", None)
-        if norm is not None:
-            norm.rms.uniform_(0.05, 1.0)
+        for head in (model.head, *model.more_members):
+            norm = getattr(head, "relation_norm", None)
+            if norm is not None:
+                norm.rms.uniform_(0.05, 1.0)
     text = np.random.default_rng(seed).standard_normal((K, D)).astype(np.float32)
     return LoadedModel(model, LEVELS, text, [], {"frames_per_snippet": F, "patch_grid": 2}, {})
 
@@ -64,6 +65,7 @@ EXPORTABLE = {
     "lego-dense": ModelConfig(feature_dim=D, hidden=16, num_prompts=K, motion_dim=M,
                               lego=LEGOConfig(P=2, Q=2, top_k=8, train_pair_sampling=False, mode="dense")),
     "mil_mlp": ModelConfig(arch="mil_mlp", feature_dim=D, num_prompts=K, motion_dim=M),
+    "ensemble-3": ModelConfig(feature_dim=D, hidden=16, num_prompts=K, motion_dim=M, members=3),
 }
 
 
