@@ -331,6 +331,11 @@ class ScoreOutcome:
     row: dict  # its summary row (``name`` is the key)
     error: str | None = None  # one-line reason when scoring failed
 
+    @classmethod
+    def failure(cls, video: Path, row: dict, reason: str) -> ScoreOutcome:
+        """The outcome of a video that could not be scored, for ``reason``."""
+        return cls(str(video), {**row, "status": "failed", "error": reason}, reason)
+
 
 class ScoreJob:
     """The driving side of a scoring run: inputs, ``summary.csv`` and report. It alone writes the summary, so the
@@ -422,8 +427,7 @@ def score_one(scorer: Scorer, video: Path, out: Path, row: dict, ground_truth: n
         scorer.write_outputs(scored, out, ground_truth)
     except (VadError, RuntimeError, OSError, ValueError) as exc:  # decoder errors are not all VadErrors
         log.debug("scoring %s failed", video, exc_info=True)
-        reason = failure_reason(video, exc)
-        return ScoreOutcome(str(video), {**row, "status": "failed", "error": reason}, reason)
+        return ScoreOutcome.failure(video, row, failure_reason(video, exc))
     s = scored.scores
     return ScoreOutcome(str(video), {**row, "status": "ok", "max_score": f"{float(s.frames.max()):.4f}",
                                      "num_segments": len(scored.segments), "duration_s": f"{s.duration_s:.2f}",

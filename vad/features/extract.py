@@ -217,6 +217,12 @@ class VideoOutcome:
     entry: dict  # its manifest entry
     error: str | None = None  # one-line reason when the extraction failed
 
+    @classmethod
+    def failure(cls, video: Path, reason: str) -> VideoOutcome:
+        """The outcome of a video that could not be extracted, for ``reason``."""
+        return cls(video.stem, str(video), {"path": printable(str(video)), "status": "failed", "error": reason},
+                   reason)
+
 
 class ExtractJob:
     """The driving side of an extraction: inputs, manifest and report. It alone writes the manifest, so the
@@ -309,9 +315,7 @@ def extract_one(extractor: FeatureExtractor, video: Path, out: Path) -> VideoOut
         feats = extractor.extract(video)
         feats.save(feature_path(out, name))
     except (VadError, OSError, RuntimeError, ValueError) as exc:  # decoder errors are not all VadErrors
-        reason = one_line(failure_reason(video, exc))
-        return VideoOutcome(name, str(video), {"path": printable(str(video)), "status": "failed", "error": reason},
-                            reason)
+        return VideoOutcome.failure(video, one_line(failure_reason(video, exc)))
     return VideoOutcome(name, str(video), {
         "path": printable(str(video)), "status": "ok", "fingerprint": fingerprint(video),
         "num_snippets": feats.num_snippets,
