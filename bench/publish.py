@@ -27,6 +27,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "oneclass": ("-m", "bench.oneclass", "--hours", "1", "100"),
     "model_scaling": ("-m", "bench.model_scaling"),
     "gpu": ("-m", "bench.gpu"),
+    "scale": ("-m", "bench.scale"),
 }
 HEADER = """# Benchmarks
 
