@@ -28,7 +28,7 @@ demo: $(STAMP)
 
 # re-runs the benches and rewrites docs/benchmarks.md (the quality bench alone takes tens of minutes)
 bench: $(STAMP)
-	$(BIN)/python -m bench.publish quality extract motion_cost fusion_scaling hop_attention live
+	$(BIN)/python -m bench.publish quality extract motion_cost fusion_scaling hop_attention live scale
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -91,6 +91,9 @@ BACKBONE_SHORTCUTS = {"--backbone": "backbone.name", "--pretrained": "backbone.p
                       "--frames-per-snippet": "snippets.frames_per_snippet"}
 SEGMENT_SHORTCUTS = {"--threshold": "segments.threshold", "--min-gap": "segments.min_gap_s",
                      "--min-length": "segments.min_length_s"}
+ENGINE = {"engine": "vad.engine.ray_engine:EngineConfig"}  # where extract / score do their per-video work
+ENGINE_SHORTCUTS = {"--engine": "engine.name", "--address": "engine.address", "--workers": "engine.workers",
+                    "--gpus-per-worker": "engine.gpus_per_worker", "--cpus-per-worker": "engine.cpus_per_worker"}
 TRAIN_SHORTCUTS = {"--epochs": "train.epochs", "--lr": "train.lr", "--patience": "train.patience",
                    "--num-snippets": "train.num_snippets", "--seed": "train.seed", "--device": "train.device",
                    "--arch": "model.arch", "--hidden": "model.hidden", "--fusion": "model.fusion",
@@ -121,18 +124,24 @@ def _synth(run: Run) -> int:
     return EXIT_OK
 
 
-@verb("extract", "decode videos and write multi-level CLIP features", {"": "vad.features.extract:ExtractConfig"},
+@verb("extract", "decode videos and write multi-level CLIP features",
+      {"": "vad.features.extract:ExtractConfig", **ENGINE},
       [INPUTS, arg("--out", type=str, required=True, help="feature directory"),
        arg("--prompt-file", type=str | None, default=None,
            help="read the prompts from this file, one per line, the normal class first (replaces --prompts)")],
-      BACKBONE_SHORTCUTS)
+      {**BACKBONE_SHORTCUTS, **ENGINE_SHORTCUTS})
 def _extract(run: Run) -> int:
     from vad.features.extract import extract_videos, read_prompt_file
 
-    config = run.configs[""]
+    config, engine = run.configs[""], run.configs["engine"]
     if run.args.prompt_file:
         config = replace(config, prompts=read_prompt_file(run.args.prompt_file))
-    report = extract_videos(run.args.inputs, run.args.out, config, progress=not run.quiet)
+    if engine.name == "ray":
+        from vad.engine.ray_engine import extract_videos_ray
+
+        report = extract_videos_ray(run.args.inputs, run.args.out, config, engine, progress=not run.quiet)
+    else:
+        report = extract_videos(run.args.inputs, run.args.out, config, progress=not run.quiet)
     print(f"extract: {len(report.written)} written, {len(report.skipped)} already done, "
           f"{len(report.failed)} failed -> {report.out_dir}")
     return report_failures(report.failed, getattr(report, "notes", ()))
@@ -213,19 +222,24 @@ def _eval(run: Run) -> int:
 
 
 @verb("score", "score videos: per-video frame scores (CSV), segments (JSON), plot; resumable",
-      {"": "vad.engine.score:ScoreConfig"},
+      {"": "vad.engine.score:ScoreConfig", **ENGINE},
       [INPUTS, arg("--model", type=str | None, default=None,
                    help="model directory written by `vad train` or `vad fit-normal` (not with --zero-shot)"),
-       arg("--out", type=str, required=True, help="output directory")], SEGMENT_SHORTCUTS)
+       arg("--out", type=str, required=True, help="output directory")], {**SEGMENT_SHORTCUTS, **ENGINE_SHORTCUTS})
 def _score(run: Run) -> int:
     from vad.engine.score import score_videos
 
-    config = run.configs[""]
-    if not run.args.model and not config.zero_shot:
+    config, engine, a = run.configs[""], run.configs["engine"], run.args
+    if not a.model and not config.zero_shot:
         raise UsageError("score needs --model MODEL_DIR, or --zero-shot (see vad score --help)")
-    if run.args.model and config.zero_shot:
+    if a.model and config.zero_shot:
         raise UsageError("--zero-shot scores without a model: drop --model (see vad score --help)")
-    report = score_videos(run.args.inputs, run.args.model, run.args.out, config, progress=not run.quiet)
+    if engine.name == "ray":
+        from vad.engine.ray_engine import score_videos_ray
+
+        report = score_videos_ray(a.inputs, a.model, a.out, config, engine, progress=not run.quiet)
+    else:
+        report = score_videos(a.inputs, a.model, a.out, config, progress=not run.quiet)
     print(f"score: threshold {report.threshold}")
     print(f"score: {len(report.written)} scored, {len(report.skipped)} already done, {len(report.failed)} failed "
           f"-> {report.out_dir} (summary: {report.summary_path})")

@@ -30,6 +30,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "model_scaling": ("-m", "bench.model_scaling"),
     "gpu": ("-m", "bench.gpu"),
     "decode_scaling": ("-m", "bench.decode_scaling", "--ffmpeg-threads", "1", "--workers", "1", "2", "4", "8", "14"),
+    "scale": ("-m", "bench.scale"),
 }
 HEADER = """# Benchmarks
 

@@ -307,6 +307,92 @@ def _redo_reason(row: dict | None, paths: dict[str, Path], key: dict[str, str]) 
     return None
 
 
+@dataclass(frozen=True)
+class ScorerFacts:
+    """What the driving side of a scoring run needs of a loaded :class:`Scorer`: whether a video's outputs are
+    current, and what to report. Plain data, so it can come from a remote worker."""
+
+    model_id: str  # digest of the model and backbone weights (outputs of another model differ)
+    config: ScoreConfig  # the scorer's config, the threshold filled in from the model
+    threshold: str  # the threshold and where it came from
+    random_backbone: bool  # the backbone is random-initialised (every output says so)
+
+    @classmethod
+    def of(cls, scorer: Scorer) -> ScorerFacts:
+        """The facts of ``scorer``."""
+        return cls(scorer.model_id, scorer.config, scorer.threshold.description, scorer.random_backbone)
+
+
+@dataclass
+class ScoreOutcome:
+    """What scoring one video gave: its ``summary.csv`` row, and why it failed (None when it did not)."""
+
+    path: str  # the video file, as given
+    row: dict  # its summary row (``name`` is the key)
+    error: str | None = None  # one-line reason when scoring failed
+
+    @classmethod
+    def failure(cls, video: Path, row: dict, reason: str) -> ScoreOutcome:
+        """The outcome of a video that could not be scored, for ``reason``."""
+        return cls(str(video), {**row, "status": "failed", "error": reason}, reason)
+
+
+class ScoreJob:
+    """The driving side of a scoring run: inputs, ``summary.csv`` and report. It alone writes the summary, so the
+    per-video work (:func:`score_one`) may run anywhere: in this loop, or in workers of another engine."""
+
+    def __init__(self, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> None:
+        self.videos = find_videos(inputs)
+        if not self.videos:
+            raise VadError("no input videos found")
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        clean_stale_parts(self.out)  # temp files of a run that was killed
+        self.rows = read_summary(self.out)
+        self.report = ScoreReport(self.out)
+
+    def start(self, facts: ScorerFacts) -> list[tuple[Path, dict]]:
+        """``(video, its summary row so far)`` of each video to score (again); the others are recorded as skipped
+        (outputs current) or failed (name clash), and ``report.notes`` says why a video is scored again."""
+        report = self.report
+        report.threshold = facts.threshold
+        if facts.random_backbone:
+            from vad.features.backbone import RANDOM_NOTE
+
+            report.notes.append(f"the model's {RANDOM_NOTE}")
+        pending = []
+        for _, video in unique_stems(self.videos, report.failed):
+            name = printable(video.stem)  # as the summary stores it
+            key = {"model": facts.model_id, "settings": _settings(facts.config), "video_fingerprint": ""}
+            try:
+                key["video_fingerprint"] = fingerprint(video) if not path_problem(video) else ""
+            except OSError:
+                pass  # scoring will say what is wrong with the file
+            reason = _redo_reason(self.rows.get(name), output_paths(self.out, video.stem), key)
+            if reason is None:
+                report.skipped.append(name)
+                continue
+            if reason:
+                report.notes.append(one_line(f"{name}: scoring again: {reason}"))
+            pending.append((video, {"name": name, "path": printable(str(video)),
+                                    "threshold": facts.config.segments.threshold, **key}))
+        return pending
+
+    def record(self, outcome: ScoreOutcome) -> None:
+        """Enter one video's outcome in the summary (written at once: an interrupted run resumes cleanly)."""
+        self.rows[outcome.row["name"]] = outcome.row
+        if outcome.error is None:
+            self.report.written.append(outcome.row["name"])
+        else:
+            self.report.failed[outcome.path] = outcome.error
+        write_summary(self.out, self.rows)
+
+    def finish(self) -> ScoreReport:
+        """Write the summary a last time; the run's report."""
+        write_summary(self.out, self.rows)
+        return self.report
+
+
 def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
                  config: ScoreConfig = ScoreConfig(), progress: bool = True,
                  scorer: Scorer | None = None, ground_truth: Mapping[str, np.ndarray] | None = None
@@ -320,57 +406,29 @@ def score_videos(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLi
     video is recorded (status ``failed`` with the reason) and the run goes on. The summary is rewritten after
     every video, so an interrupted run resumes cleanly.
     """
-    videos = find_videos(inputs)
-    if not videos:
-        raise VadError("no input videos found")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    clean_stale_parts(out)  # temp files of a run that was killed
+    job = ScoreJob(inputs, out_dir)
     scorer = scorer or Scorer(model_dir, config)
-    config = scorer.config  # the threshold filled in from the model when none was given
-    rows = read_summary(out)
-    report = ScoreReport(out, threshold=scorer.threshold.description)
-    if scorer.random_backbone:
-        from vad.features.backbone import RANDOM_NOTE
-
-        report.notes.append(f"the model's {RANDOM_NOTE}")
-    bar = tqdm(videos, desc="score", unit="video", disable=not progress)
-    for name, video in unique_stems(bar, report.failed):
-        bar.set_postfix_str(printable(name[:30]))
-        _score_one(scorer, video, out, rows, report, config, bar, (ground_truth or {}).get(name))
-        write_summary(out, rows)
-    write_summary(out, rows)
-    return report
+    pending = job.start(ScorerFacts.of(scorer))
+    bar = tqdm(pending, desc="score", unit="video", disable=not progress)
+    for video, row in bar:
+        label = printable(video.stem[:24])
+        bar.set_postfix_str(label)
+        job.record(score_one(scorer, video, job.out, row, (ground_truth or {}).get(video.stem),
+                             lambda done, total, label=label: bar.set_postfix_str(f"{label} {done}/{total} snippets")))
+    return job.finish()
 
 
-def _score_one(scorer: Scorer, video: Path, out: Path, rows: dict[str, dict], report: ScoreReport,
-               config: ScoreConfig, bar, ground_truth: np.ndarray | None = None) -> None:
-    """Score one video unless its outputs are current; record the outcome in ``rows`` and ``report``."""
-    name = printable(video.stem)  # as the summary stores it
-    key = {"model": scorer.model_id, "settings": _settings(config), "video_fingerprint": ""}
+def score_one(scorer: Scorer, video: Path, out: Path, row: dict, ground_truth: np.ndarray | None = None,
+              progress: Callable[[int, int], None] | None = None) -> ScoreOutcome:
+    """Score one video and write its outputs (atomically) under ``out``; ``row`` (name, path, threshold and what
+    the outputs are keyed on) completed with the outcome."""
     try:
-        key["video_fingerprint"] = fingerprint(video) if not path_problem(video) else ""
-    except OSError:
-        pass  # scoring will say what is wrong with the file
-    reason = _redo_reason(rows.get(name), output_paths(out, video.stem), key)
-    if reason is None:
-        report.skipped.append(name)
-        return
-    if reason:
-        report.notes.append(one_line(f"{name}: scoring again: {reason}"))
-    base = {"name": name, "path": printable(str(video)), "threshold": config.segments.threshold, **key}
-    try:
-        scored = scorer.score(video, progress=lambda done, total, label=printable(name[:24]): bar.set_postfix_str(
-            f"{label} {done}/{total} snippets"))
+        scored = scorer.score(video, progress=progress)
         scorer.write_outputs(scored, out, ground_truth)
     except (VadError, RuntimeError, OSError, ValueError) as exc:  # decoder errors are not all VadErrors
         log.debug("scoring %s failed", video, exc_info=True)
-        reason = failure_reason(video, exc)
-        rows[name] = {**base, "status": "failed", "error": reason}
-        report.failed[str(video)] = reason
-        return
+        return ScoreOutcome.failure(video, row, failure_reason(video, exc))
     s = scored.scores
-    rows[name] = {**base, "status": "ok", "max_score": f"{float(s.frames.max()):.4f}",
-                  "num_segments": len(scored.segments), "duration_s": f"{s.duration_s:.2f}", "error": "",
-                  "random_backbone": int(scorer.random_backbone)}
-    report.written.append(name)
+    return ScoreOutcome(str(video), {**row, "status": "ok", "max_score": f"{float(s.frames.max()):.4f}",
+                                     "num_segments": len(scored.segments), "duration_s": f"{s.duration_s:.2f}",
+                                     "error": "", "random_backbone": int(scorer.random_backbone)})

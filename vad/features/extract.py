@@ -154,6 +154,76 @@ class ExtractReport(RunReport):
     """Outcome of an ``extract_videos`` run."""
 
 
+@dataclass
+class VideoOutcome:
+    """What extracting one video gave: its manifest entry, and why it failed (None when it did not).
+
+    Plain data, so a remote worker can hand it back to the process that owns the manifest."""
+
+    name: str  # the video's output name (file stem)
+    path: str  # the video file, as given
+    entry: dict  # its manifest entry
+    error: str | None = None  # one-line reason when the extraction failed
+
+    @classmethod
+    def failure(cls, video: Path, reason: str) -> VideoOutcome:
+        """The outcome of a video that could not be extracted, for ``reason``."""
+        return cls(video.stem, str(video), {"path": printable(str(video)), "status": "failed", "error": reason},
+                   reason)
+
+
+class ExtractJob:
+    """The driving side of an extraction: inputs, manifest and report. It alone writes the manifest, so the
+    per-video work (:func:`extract_one`) may run anywhere: in this loop, or in workers of another engine."""
+
+    def __init__(self, inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, config: ExtractConfig) -> None:
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.config = config
+        self.manifest = load_manifest(self.out)
+        _check_same_backbone(self.manifest, config, self.out)
+        self.videos = find_videos(inputs)
+        if not self.videos:
+            raise VadError("no input videos found")
+        for folder in (self.out, feature_path(self.out, "x").parent):
+            clean_stale_parts(folder)  # temp files of a run that was killed
+        self.report = ExtractReport(self.out)
+
+    def start(self, weights_id: str, text_features: Callable[[], TextFeatures]) -> list[Path]:
+        """Check the backbone's weights against the directory's, write the prompt embeddings (once) and return the
+        videos still to extract; the others are recorded as skipped (done before) or failed (name clash)."""
+        cfg, manifest = self.config, self.manifest
+        if manifest.get("weights") not in (None, weights_id):
+            raise VadError(f"{self.out}: holds features from weights {manifest['weights']!r}, this run uses "
+                           f"{weights_id!r}; use another --out directory")
+        manifest.update(backbone=cfg.backbone.name, weights=weights_id, snippet_len=cfg.snippets.snippet_len,
+                        frames_per_snippet=cfg.snippets.frames_per_snippet, patch_grid=cfg.backbone.patch_grid,
+                        prompts=list(cfg.prompts))
+        if not (self.out / TEXT_FILE).exists():
+            text_features().save(self.out / TEXT_FILE)
+        pending = []
+        for name, video in unique_stems(self.videos, self.report.failed):
+            if _is_done(manifest["videos"].get(name, {}), find_feature_file(self.out, name), video, name, self.report):
+                self.report.skipped.append(name)
+            else:
+                pending.append(video)
+        return pending
+
+    def record(self, outcome: VideoOutcome) -> None:
+        """Enter one video's outcome in the manifest (written at once: an interrupted run resumes cleanly)."""
+        self.manifest["videos"][outcome.name] = outcome.entry
+        if outcome.error is None:
+            self.report.written.append(outcome.name)
+        else:
+            self.report.failed[outcome.path] = outcome.error
+        write_json_atomic(self.out / MANIFEST_FILE, self.manifest)
+
+    def finish(self) -> ExtractReport:
+        """Write the manifest a last time; the run's report."""
+        write_json_atomic(self.out / MANIFEST_FILE, self.manifest)
+        return self.report
+
+
 def extract_videos(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLike, config: ExtractConfig,
                    extractor: FeatureExtractor | None = None, progress: bool = True) -> ExtractReport:
     """Extract features of every video in ``inputs`` (files, directories, globs) into ``out_dir``.
@@ -161,37 +231,14 @@ def extract_videos(inputs: Sequence[str | os.PathLike], out_dir: str | os.PathLi
     Resumable: a video whose feature file exists, is recorded as done and has the same content is skipped. Each
     output is written atomically; a bad video is recorded in the manifest and the report, and the run goes on.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = load_manifest(out)
-    _check_same_backbone(manifest, config, out)
-    videos = find_videos(inputs)
-    if not videos:
-        raise VadError("no input videos found")
-    for folder in (out, feature_path(out, "x").parent):
-        clean_stale_parts(folder)  # temp files of a run that was killed
-    report = ExtractReport(out)
+    job = ExtractJob(inputs, out_dir, config)
     extractor = extractor or FeatureExtractor(config)
-    if manifest.get("weights") not in (None, extractor.backbone.weights_id):
-        raise VadError(f"{out}: holds features from weights {manifest['weights']!r}, this run uses "
-                       f"{extractor.backbone.weights_id!r}; use another --out directory")
-    manifest.update(backbone=config.backbone.name, weights=extractor.backbone.weights_id,
-                    snippet_len=config.snippets.snippet_len, frames_per_snippet=config.snippets.frames_per_snippet,
-                    patch_grid=config.backbone.patch_grid, prompts=list(config.prompts))
-    text_path = out / TEXT_FILE
-    if not text_path.exists():
-        extractor.text_features().save(text_path)
-    entries: dict = manifest["videos"]
-    bar = tqdm(videos, desc="extract", unit="video", disable=not progress)
-    for name, video in unique_stems(bar, report.failed):
-        bar.set_postfix_str(printable(name[:30]))
-        if _is_done(entries.get(name, {}), find_feature_file(out, name), video, name, report):
-            report.skipped.append(name)
-            continue
-        _extract_one(extractor, video, out, entries, report)
-        write_json_atomic(out / MANIFEST_FILE, manifest)  # after every video: an interrupted run resumes cleanly
-    write_json_atomic(out / MANIFEST_FILE, manifest)
-    return report
+    pending = job.start(extractor.backbone.weights_id, extractor.text_features)
+    bar = tqdm(pending, desc="extract", unit="video", disable=not progress)
+    for video in bar:
+        bar.set_postfix_str(printable(video.stem[:30]))
+        job.record(extract_one(extractor, video, job.out))
+    return job.finish()
 
 
 def _is_done(entry: dict, path: Path, video: Path, name: str, report: ExtractReport) -> bool:
@@ -208,26 +255,22 @@ def _is_done(entry: dict, path: Path, video: Path, name: str, report: ExtractRep
     return same
 
 
-def _extract_one(extractor: FeatureExtractor, video: Path, out: Path, entries: dict, report: ExtractReport) -> None:
-    """Extract and save one video, recording the outcome in the manifest entries and the report."""
+def extract_one(extractor: FeatureExtractor, video: Path, out: Path) -> VideoOutcome:
+    """Extract one video and save its features atomically under ``out``; its manifest entry, or why it failed."""
     name = video.stem
     started = time.perf_counter()
     try:
         feats = extractor.extract(video)
         feats.save(feature_path(out, name))
     except (VadError, OSError, RuntimeError, ValueError) as exc:  # decoder errors are not all VadErrors
-        reason = one_line(failure_reason(video, exc))
-        entries[name] = {"path": printable(str(video)), "status": "failed", "error": reason}
-        report.failed[str(video)] = reason
-        return
-    entries[name] = {
+        return VideoOutcome.failure(video, one_line(failure_reason(video, exc)))
+    return VideoOutcome(name, str(video), {
         "path": printable(str(video)), "status": "ok", "fingerprint": fingerprint(video),
         "num_snippets": feats.num_snippets,
         "shapes": {lvl: list(getattr(feats, lvl).shape) for lvl in feats.levels()},
         "num_frames": feats.meta.num_frames, "fps": feats.meta.fps, "vfr": feats.frame_times is not None,
         "seconds": round(time.perf_counter() - started, 3),
-    }
-    report.written.append(name)
+    })
 
 
 def _check_same_backbone(manifest: dict, config: ExtractConfig, out: Path) -> None:
