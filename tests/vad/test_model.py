@@ -96,8 +96,9 @@ def test_ensemble_scores_are_the_members_mean_and_each_member_learns():
     saved = ModelConfig(feature_dim=D, hidden=16).to_dict()
     del saved["members"]
     assert ModelConfig.from_dict(saved).members == 1
+    assert ModelConfig(arch="oneclass", members=2).members == 1  # nothing trained: one head
     with pytest.raises(ValueError, match="members"):
-        ModelConfig(arch="oneclass", members=2)
+        ModelConfig(members=0)
 
 
 def test_temporal_neighbors_respect_ends_and_padding():

@@ -89,7 +89,7 @@ class ModelConfig:
     relation_top_k: int = 4  # k of the "mean of the k strongest relations" read-out
     dropout: float = 0.1  # dropout in the scorers
     center: bool = True  # subtract each video's median feature first (all archs)
-    members: int = 1  # trained archs: independently initialised heads, each on its own loss, logits averaged
+    members: int = 5  # independently initialised heads, each on its own loss, logits averaged (oneclass/zeroshot: 1)
     lego: LEGOConfig = field(default_factory=_default_lego)  # LEGO graph fusion (powers, kernel, windows)
     hop: HopDiffusedAttentionConfig = field(default_factory=_default_hop)  # Graph4MM hop-diffused attention
     mmq: MMQFormerConfig = field(default_factory=_default_mmq)  # Graph4MM MM-QFormer
@@ -122,8 +122,8 @@ class ModelConfig:
         for name in ("feature_dim", "hidden", "members"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.members > 1 and self.arch in ("oneclass", "zeroshot"):
-            raise ValueError(f"ModelConfig.members applies to trained archs, not {self.arch!r}")
+        if self.arch in ("oneclass", "zeroshot"):  # nothing is trained: one head
+            object.__setattr__(self, "members", 1)
 
     def evidence_levels(self) -> tuple[str, ...]:
         """Levels concatenated into each snippet's own evidence: every level for feature-space fusion
