@@ -120,7 +120,7 @@ def _synth(run: Run) -> int:
     return EXIT_OK
 
 
-@verb("extract", "decode videos and write multi-level CLIP features", {"": "vad.features.extract:ExtractConfig"},
+@verb("extract", "decode videos and write multi-level CLIP features", {"": "vad.features.config:ExtractConfig"},
       [INPUTS, arg("--out", type=str, required=True, help="feature directory"),
        arg("--prompt-file", type=str | None, default=None,
            help="read the prompts from this file, one per line, the normal class first (replaces --prompts)")],
@@ -138,8 +138,8 @@ def _extract(run: Run) -> int:
 
 
 @verb("train", "train the anomaly model with video-level labels",
-      {"model": "vad.models.config:ModelConfig", "train": "vad.engine.train:TrainConfig",
-       "calibration": "vad.engine.calibration:CalibrationConfig"},
+      {"model": "vad.models.config:ModelConfig", "train": "vad.engine.config:TrainConfig",
+       "calibration": "vad.engine.config:CalibrationConfig"},
       [arg("--features", type=str, required=True, help="feature directory or peer feature list"),
        arg("--out", type=str, required=True, help="model directory to write"), *GROUND_TRUTH,
        arg("--val-fraction", type=float, default=0.15, help="carved from train when there is no val split")],
@@ -163,7 +163,7 @@ def _train(run: Run) -> int:
 
 
 @verb("fit-normal", "fit a one-class model on normal videos only: no labels, thresholds from held-out videos",
-      {"": "vad.engine.fit_normal:FitNormalConfig"},
+      {"": "vad.engine.config:FitNormalConfig"},
       [arg("--features", type=str, required=True, help="feature directory of normal videos, or a peer feature list"),
        arg("--out", type=str, required=True, help="model directory to write"),
        arg("--format", default="auto", choices=FORMATS, help="feature format (auto: detect)")],
@@ -212,7 +212,7 @@ def _eval(run: Run) -> int:
 
 
 @verb("score", "score videos: per-video frame scores (CSV), segments (JSON), plot; resumable",
-      {"": "vad.engine.score:ScoreConfig"},
+      {"": "vad.engine.config:ScoreConfig"},
       [INPUTS, arg("--model", type=str | None, default=None,
                    help="model directory written by `vad train` or `vad fit-normal` (not with --zero-shot)"),
        arg("--out", type=str, required=True, help="output directory")], SEGMENT_SHORTCUTS)
@@ -242,7 +242,7 @@ def _export(run: Run) -> int:
     return EXIT_OK
 
 
-@verb("serve", "the web UI: upload a video, see its anomaly scores and segments", {"": "vad.engine.score:ScoreConfig"},
+@verb("serve", "the web UI: upload a video, see its anomaly scores and segments", {"": "vad.engine.config:ScoreConfig"},
       [MODEL_DIR, *WEB, arg("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (MB)")],
       SEGMENT_SHORTCUTS)
 def _serve(run: Run) -> int:
