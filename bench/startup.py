@@ -68,22 +68,26 @@ def heavy_imports(root: Path, args: list[str], env: dict[str, str]) -> dict[str,
     return {name: int(us) / 1e6 for us, name in IMPORT_LINE.findall(stderr) if name in HEAVY}
 
 
-def measure(roots: list[Path], make_args: Callable[[int], list[str]], env: dict[str, str], repeats: int,
+def measure(roots: list[Path], make_args: Callable[[str], list[str]], env: dict[str, str], repeats: int,
             fresh_cache: Path | None, cold: bool) -> list[dict]:
     """Per checkout in ``roots``: cold (first, after dropping the page cache, and with an empty help cache under
-    ``fresh_cache``) and warm (median of ``repeats``) wall times, and the heavy imports. Checkouts take turns
-    run by run, so the load of the machine falls on each alike; ``make_args(i)`` gives run i's arguments."""
+    ``fresh_cache``) and warm (median of ``repeats``, after one untimed run) wall times, and the heavy imports
+    (with an empty help cache: what a first ``--help`` loads). Checkouts take turns run by run, so the load of
+    the machine falls on each alike; ``make_args(tag)`` gives a run's arguments (a fresh output per tag)."""
     runs: list[dict] = [{"cold": float("nan"), "warm": []} for _ in roots]
     envs = [{**env, "XDG_CACHE_HOME": f"{env['XDG_CACHE_HOME']}/{k}"} for k in range(len(roots))]  # one per tree
+    first = [{**env, "XDG_CACHE_HOME": f"{fresh_cache}/{k}"} if fresh_cache else e for k, e in enumerate(envs)]
     for k, root in enumerate(roots):
-        cold_env = {**env, "XDG_CACHE_HOME": str(fresh_cache / str(k))} if fresh_cache else envs[k]
         if cold and drop_page_cache():
-            runs[k]["cold"] = timed(root, make_args(0), cold_env)
+            runs[k]["cold"] = timed(root, make_args(f"{k}-cold"), first[k])
+        run_vad(root, make_args(f"{k}-first"), envs[k])  # warm: the page cache, and the help cache written
     for i in range(1, repeats + 1):
         for k, root in enumerate(roots):
-            runs[k]["warm"].append(timed(root, make_args(i), envs[k]))
+            runs[k]["warm"].append(timed(root, make_args(f"{k}-{i}"), envs[k]))
+    heavy = [heavy_imports(root, make_args(f"{k}-heavy"), {**env, "XDG_CACHE_HOME": f"{fresh_cache}/h{k}"}
+                           if fresh_cache else envs[k]) for k, root in enumerate(roots)]
     return [{"cold": r["cold"], "warm": statistics.median(r["warm"]), "spread": max(r["warm"]) - min(r["warm"]),
-             "heavy": heavy_imports(root, make_args(repeats + 1), e)} for r, root, e in zip(runs, roots, envs)]
+             "heavy": h} for r, h in zip(runs, heavy, strict=True)]
 
 
 def make_data(work: Path) -> dict[str, Path]:
@@ -108,8 +112,8 @@ def make_data(work: Path) -> dict[str, Path]:
     return {"ckpt": ckpt, "bench": bench.root, "feats": work / "feats", "model": work / "model", "clip": clip}
 
 
-def jobs(d: dict[str, Path], out: Path) -> dict[str, Callable[[int], list[str]]]:
-    """Verb -> the arguments of its run i (a fresh output each time: the verbs resume finished work)."""
+def jobs(d: dict[str, Path], out: Path) -> dict[str, Callable[[str], list[str]]]:
+    """Verb -> the arguments of its run tagged ``i`` (a fresh output each: the verbs resume finished work)."""
     from vad.features.backbone import TINY_MODEL
 
     return {
@@ -135,10 +139,10 @@ def row(name: str, m: dict) -> str:
     """One table row."""
     heavy = ", ".join(f"{k} {v:.2f}" for k, v in sorted(m["heavy"].items(), key=lambda kv: -kv[1])) or "-"
     cold = "-" if m["cold"] != m["cold"] else f"{m['cold']:.2f}"
-    return f"{name:<34} {cold:>7} {m['warm']:>7.2f} {m['spread']:>7.2f}  {heavy}"
+    return f"{name:<40} {cold:>7} {m['warm']:>7.2f} {m['spread']:>7.2f}  {heavy}"
 
 
-def table(roots: list[Path], labels: list[str], commands: dict[str, Callable[[int], list[str]]],
+def table(roots: list[Path], labels: list[str], commands: dict[str, Callable[[str], list[str]]],
           env: dict[str, str], repeats: int, fresh_cache: Path | None, cold: bool) -> None:
     """Measure and print one row per command and checkout."""
     for name, make_args in commands.items():
@@ -166,8 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# vad start-up: fresh process per run (python -m apps.cli), Python {sys.version.split()[0]}, "
           f"{os.cpu_count()} CPUs; data made in {time.perf_counter() - began:.0f} s; {note}")
     print("# cold: first run after the page cache is dropped (for --help also with an empty help cache); warm: "
-          "median of the runs, spread = max - min; heavy: modules imported, cumulative import s (-X importtime)")
-    print(f"{'command':<34} {'cold s':>7} {'warm s':>7} {'spread':>7}  heavy imports")
+          "median of the runs after an untimed one, spread = max - min; heavy: modules imported (for --help with an "
+          "empty help cache), cumulative import s (-X importtime)")
+    print(f"{'command':<40} {'cold s':>7} {'warm s':>7} {'spread':>7}  heavy imports")
     helps = {f"vad {n} --help": (lambda _, n=n: [n, "--help"]) for n in VERBS}
     table(roots, labels, helps, env, args.repeats, work / "fresh-cache", cold)
     e2e = {f"vad {n} (end to end)": make_args for n, make_args in jobs(data, work / "out").items()}
