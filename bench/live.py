@@ -7,7 +7,7 @@
 2. Memory: a long stream (default 10 min of stream time, ``--long-minutes 30`` for half an hour) read as fast
    as scoring allows (a file source, accelerated, every snippet scored, one alert and its clip open
    throughout); RSS and its anonymous part (heap, stacks) by minute of stream time, read from the run's own
-   status lines (one every 2 s of wall time): at the start (model loaded, before the stream opens), after a
+   status lines (one a second of wall time): at the start (model loaded, before the stream opens), after a
    warm-up minute (library code paged in by the first snippet, allocator pools, the context filling up), at
    several points and at the end, and the slope per 10 minutes after the warm-up (least squares over every
    status line, and over the last half alone), so warm-up that stops is told apart from steady growth.
@@ -89,7 +89,7 @@ def watch(source: str, model: Path, events: Path, *extra: str) -> tuple[dict, li
     """Run ``python -m apps.watch`` (a fresh process, as users run it) with threshold 0 (one alert throughout);
     its ``stop`` event and memory samples from its status lines, starting with the memory at start."""
     cmd = [sys.executable, "-m", "apps.watch", source, "--model", str(model), "--threshold", "0", "--min-alert", "1",
-           "--events", str(events), "--backoff", "0.2", "--max-reconnects", "1", "--status-every", "2", *extra]
+           "--events", str(events), "--backoff", "0.2", "--max-reconnects", "1", "--status-every", "1", *extra]
     log = events.with_suffix(".stderr")
     with log.open("w") as err:
         code = subprocess.run(cmd, cwd=ROOT, stderr=err).returncode

@@ -190,7 +190,7 @@ def rss_mb() -> float:
     return memory_mb()[0]
 
 
-TRIM_EVERY_S = 30.0  # wall seconds between hand-backs of the C heap's free pages to the OS (see trim_heap)
+TRIM_EVERY_S = 30.0  # seconds of stream scored between hand-backs of the C heap's free pages (see trim_heap)
 
 
 @functools.cache
@@ -259,7 +259,7 @@ class LiveSession:
         self.memory_start = memory_mb()
         self.started = time.perf_counter()
         self._next_status = self.started + config.status_every_s
-        self._next_trim = self.started + TRIM_EVERY_S
+        self._next_trim = TRIM_EVERY_S  # in seconds of stream scored: as often per snippet, live or accelerated
 
     def run(self) -> LiveSummary:
         """Score until the source ends, ``stop`` is set or KeyboardInterrupt; then flush and summarise."""
@@ -343,10 +343,10 @@ class LiveSession:
         self._write({"event": event.pop("event"), "time": iso_time(time.time()), **event})
 
     def _housekeeping(self) -> None:
-        """Between snippets: the periodic status line, and the heap trim every ``TRIM_EVERY_S``."""
+        """Between snippets: the periodic status line, and the heap trim every ``TRIM_EVERY_S`` of stream."""
         self._maybe_status()
-        if time.perf_counter() >= self._next_trim:
-            self._next_trim = time.perf_counter() + TRIM_EVERY_S
+        if self.latency.stream_s >= self._next_trim:
+            self._next_trim = self.latency.stream_s + TRIM_EVERY_S
             trim_heap()
 
     def _maybe_status(self) -> None:
