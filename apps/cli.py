@@ -91,7 +91,7 @@ BACKBONE_SHORTCUTS = {"--backbone": "backbone.name", "--pretrained": "backbone.p
                       "--frames-per-snippet": "snippets.frames_per_snippet"}
 SEGMENT_SHORTCUTS = {"--threshold": "segments.threshold", "--min-gap": "segments.min_gap_s",
                      "--min-length": "segments.min_length_s"}
-ENGINE = {"engine": "vad.engine.ray_engine:EngineConfig"}  # where extract / score do their per-video work
+ENGINE = {"engine": "vad.engine.config:EngineConfig"}  # where extract / score do their per-video work
 ENGINE_SHORTCUTS = {"--engine": "engine.name", "--address": "engine.address", "--workers": "engine.workers",
                     "--gpus-per-worker": "engine.gpus_per_worker", "--cpus-per-worker": "engine.cpus_per_worker"}
 TRAIN_SHORTCUTS = {"--epochs": "train.epochs", "--lr": "train.lr", "--patience": "train.patience",
@@ -125,7 +125,7 @@ def _synth(run: Run) -> int:
 
 
 @verb("extract", "decode videos and write multi-level CLIP features",
-      {"": "vad.features.extract:ExtractConfig", **ENGINE},
+      {"": "vad.features.config:ExtractConfig", **ENGINE},
       [INPUTS, arg("--out", type=str, required=True, help="feature directory"),
        arg("--prompt-file", type=str | None, default=None,
            help="read the prompts from this file, one per line, the normal class first (replaces --prompts)")],
@@ -148,8 +148,8 @@ def _extract(run: Run) -> int:
 
 
 @verb("train", "train the anomaly model with video-level labels",
-      {"model": "vad.models.config:ModelConfig", "train": "vad.engine.train:TrainConfig",
-       "calibration": "vad.engine.calibration:CalibrationConfig"},
+      {"model": "vad.models.config:ModelConfig", "train": "vad.engine.config:TrainConfig",
+       "calibration": "vad.engine.config:CalibrationConfig"},
       [arg("--features", type=str, required=True, help="feature directory or peer feature list"),
        arg("--out", type=str, required=True, help="model directory to write"), *GROUND_TRUTH,
        arg("--val-fraction", type=float, default=0.15, help="carved from train when there is no val split")],
@@ -173,7 +173,7 @@ def _train(run: Run) -> int:
 
 
 @verb("fit-normal", "fit a one-class model on normal videos only: no labels, thresholds from held-out videos",
-      {"": "vad.engine.fit_normal:FitNormalConfig"},
+      {"": "vad.engine.config:FitNormalConfig"},
       [arg("--features", type=str, required=True, help="feature directory of normal videos, or a peer feature list"),
        arg("--out", type=str, required=True, help="model directory to write"),
        arg("--format", default="auto", choices=FORMATS, help="feature format (auto: detect)")],
@@ -222,7 +222,7 @@ def _eval(run: Run) -> int:
 
 
 @verb("score", "score videos: per-video frame scores (CSV), segments (JSON), plot; resumable",
-      {"": "vad.engine.score:ScoreConfig", **ENGINE},
+      {"": "vad.engine.config:ScoreConfig", **ENGINE},
       [INPUTS, arg("--model", type=str | None, default=None,
                    help="model directory written by `vad train` or `vad fit-normal` (not with --zero-shot)"),
        arg("--out", type=str, required=True, help="output directory")], {**SEGMENT_SHORTCUTS, **ENGINE_SHORTCUTS})
@@ -257,7 +257,7 @@ def _export(run: Run) -> int:
     return EXIT_OK
 
 
-@verb("serve", "the web UI: upload a video, see its anomaly scores and segments", {"": "vad.engine.score:ScoreConfig"},
+@verb("serve", "the web UI: upload a video, see its anomaly scores and segments", {"": "vad.engine.config:ScoreConfig"},
       [MODEL_DIR, *WEB, arg("--max-upload-mb", type=float, default=200.0, help="largest accepted upload (MB)")],
       SEGMENT_SHORTCUTS)
 def _serve(run: Run) -> int:

@@ -168,9 +168,9 @@ def build(cls: type, values: Mapping[str, Any]) -> Any:
     return cls(**kwargs)
 
 
-# `vad VERB --help` without importing the library: the configs live in modules that import torch (seconds), so help
-# is answered from a JSON copy of the verb's options, stamped with every source file of the packages that define
-# them; any edit there (or another install) makes the copy stale and it is rebuilt from the classes.
+# `vad VERB --help` from a JSON copy of the verb's options, stamped with every source file of the packages that
+# define them; any edit there (or another install) makes the copy stale and it is rebuilt from the classes. The
+# config modules import no torch (tests/apps/test_cli.py checks it), so a rebuild costs only reading the sources.
 
 def cached_config_options(configs: Mapping[str, str], cache_file: Path) -> list[Group | Option]:
     """:func:`config_options`, read from ``cache_file`` when its stamp still matches the sources, else computed

@@ -26,6 +26,7 @@ BENCHES: dict[str, tuple[str, ...]] = {
     "fusion_scaling": ("-m", "bench.fusion_scaling"),
     "hop_attention": ("-m", "bench.hop_attention", "--threads", "1"),
     "live": ("-m", "bench.live", "--long-minutes", "30"),
+    "startup": ("-m", "bench.startup"),
     "oneclass": ("-m", "bench.oneclass", "--hours", "1", "100"),
     "model_scaling": ("-m", "bench.model_scaling"),
     "gpu": ("-m", "bench.gpu"),

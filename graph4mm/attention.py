@@ -14,12 +14,12 @@ sample and per head (no mask broadcast across the batch, no averaging over sampl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from graph4mm import ops
+from graph4mm.config import HopAwareAttentionConfig, HopDiffusedAttentionConfig
 
 __all__ = [
     "HopAwareAttention",
@@ -27,29 +27,6 @@ __all__ = [
     "HopDiffusedAttention",
     "HopDiffusedAttentionConfig",
 ]
-
-
-@dataclass(frozen=True)
-class HopDiffusedAttentionConfig:
-    """Configuration of :class:`HopDiffusedAttention`."""
-
-    dim: int = 512  # node feature width D (input = output)
-    heads: int = 8  # attention heads H; dim must be divisible by heads
-    K: int = 2  # diffusion steps: output of a node depends on nodes within K hops (paper: 2)
-    alpha: float = 0.1  # PPR teleport probability α in θ_i = α(1-α)^i, in (0, 1]
-    ffn_ratio: float = 4.0  # FFN hidden width = ffn_ratio · dim
-    dropout: float = 0.0  # dropout on attention output and FFN
-
-
-@dataclass(frozen=True)
-class HopAwareAttentionConfig:
-    """Configuration of :class:`HopAwareAttention`."""
-
-    dim: int = 512  # node feature width D (input = output)
-    heads: int = 8  # attention heads H; dim must be divisible by heads
-    max_hops: int = 2  # hop cap: nodes attend to nodes within max_hops hops (incl. themselves)
-    ffn_ratio: float = 4.0  # FFN hidden width = ffn_ratio · dim
-    dropout: float = 0.0  # dropout on attention output and FFN
 
 
 class _GraphTransformerLayer(nn.Module):

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from graph4mm import ops
+from graph4mm.config import MMQFormerConfig
 
 __all__ = ["AttentionOutput", "MMQFormer", "MMQFormerConfig", "MMQFormerOutput", "MultiHeadAttention"]
 
@@ -69,20 +70,6 @@ class MultiHeadAttention(nn.Module):
             key_mask = torch.ones(key_value.shape[:2], dtype=torch.bool, device=key_value.device)
         t = ops.masked_softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), key_mask[:, None, None, :])
         return AttentionOutput(values=self.o_proj(ops.merge_heads(t @ v)), weights=t.mean(dim=1))
-
-
-@dataclass(frozen=True)
-class MMQFormerConfig:
-    """Configuration of :class:`MMQFormer`."""
-
-    dim: int = 512  # query / hidden width D
-    visual_dim: int = 512  # width of the visual node features (keys/values of cross-attention)
-    text_dim: int = 512  # width of the text tokens (projected to dim before joint attention)
-    heads: int = 8  # attention heads; dim must be divisible by heads
-    layers: int = 1  # number of MM-QFormer layers (paper: 1)
-    num_queries: int = 4  # learnable query tokens Q used when forward gets no queries (paper: 4)
-    ffn_ratio: float = 4.0  # FFN hidden width = ffn_ratio · dim
-    dropout: float = 0.0  # dropout on every residual branch
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import queue
 import sys
@@ -61,8 +62,10 @@ class _Open:
     alert: int
     first: ScoredSnippet  # first snippet of the run above the threshold
     last_above: ScoredSnippet  # latest snippet above the threshold
-    scores: list[float] = field(default_factory=list)
-    prompts: Counter = field(default_factory=Counter)
+    peak: float = -math.inf  # highest smoothed score so far
+    total: float = 0.0  # sum of the smoothed scores (running sums, not a list: an alert may last for days)
+    count: int = 0  # snippets counted
+    prompts: Counter = field(default_factory=Counter)  # best prompt -> snippets (bounded by the prompt list)
 
 
 class AlertTracker:
@@ -109,13 +112,15 @@ class AlertTracker:
                 "duration_s": round((last.end_frame - first.first_frame) / last.fps, 3),
                 "start_frame": first.first_frame, "end_frame": last.end_frame,
                 "start_snippet": first.index, "end_snippet": last.index,
-                "peak_score": round(max(o.scores), 4), "mean_score": round(sum(o.scores) / len(o.scores), 4),
+                "peak_score": round(o.peak, 4), "mean_score": round(o.total / o.count, 4),
                 "prompt": o.prompts.most_common(1)[0][0] if o.prompts else None, "threshold": self.threshold,
                 "reason": reason}
 
     def _record(self, snip: ScoredSnippet) -> None:
         assert self.open is not None
-        self.open.scores.append(snip.smoothed)
+        self.open.peak = max(self.open.peak, snip.smoothed)
+        self.open.total += snip.smoothed
+        self.open.count += 1
         if snip.prompt is not None:
             self.open.prompts[snip.prompt] += 1
 

@@ -22,21 +22,11 @@ import numpy as np
 import torch
 
 from vad.data.dataset import VideoRecord
+from vad.engine.config import CalibrationConfig
 from vad.engine.inference import score_records
 
 log = logging.getLogger(__name__)
 DEFAULT_THRESHOLD = 0.5  # used when a checkpoint stores no threshold and none is given
-
-
-@dataclass(frozen=True)
-class CalibrationConfig:
-    """How the stored operating thresholds are chosen on the validation videos."""
-
-    target_far: float = 0.01  # share of normal validation frames allowed at or above the stored threshold
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.target_far < 1.0:
-            raise ValueError(f"CalibrationConfig.target_far must be in (0, 1), got {self.target_far}")
 
 
 @dataclass(frozen=True)

@@ -26,39 +26,20 @@ from tqdm.auto import tqdm
 
 from vad.data.batch import collate
 from vad.data.dataset import Dataset, VideoRecord, normal_dataset
-from vad.engine.calibration import CalibrationConfig, thresholds_from_scores
+from vad.engine.calibration import thresholds_from_scores
+from vad.engine.config import FitNormalConfig
 from vad.engine.metrics import expand_to_frames
 from vad.errors import VadError
 from vad.features.backbone import resolve_device
 from vad.features.store import VideoFeatures
 from vad.models.anomaly import AnomalyModel
 from vad.models.checkpoint import save_checkpoint
-from vad.models.config import GraphTermsConfig, MemoryConfig, ModelConfig
+from vad.models.config import ModelConfig
 from vad.models.memory import Reservoir, reduce_memory
 from vad.models.oneclass import LOGIT_GAIN, OneClassParts, level_items
 from vad.names import FEATURE_LEVELS, VISUAL_LEVELS
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FitNormalConfig:
-    """How a one-class model is fitted on normal videos."""
-
-    memory: MemoryConfig = field(default_factory=MemoryConfig)  # size, sampling pool, reduction, k
-    graph_terms: GraphTermsConfig = field(default_factory=GraphTermsConfig)  # within-video graph terms
-    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)  # stored thresholds
-    levels: tuple[str, ...] = FEATURE_LEVELS  # levels remembered (those the features lack are left out)
-    center: bool = True  # subtract each video's median first: the memory holds deviations from a video's usual state
-    val_fraction: float = 0.15  # share of the videos held out to fit the score scale and the thresholds
-    seed: int = 0  # which videos are held out
-    device: str = "auto"  # auto | cpu | cuda: where validation videos are scored
-
-    def __post_init__(self) -> None:
-        unknown = [lvl for lvl in self.levels if lvl not in FEATURE_LEVELS]
-        if unknown or not self.levels:
-            raise ValueError(f"FitNormalConfig.levels: choose from {FEATURE_LEVELS}, got {self.levels}")
-        object.__setattr__(self, "levels", tuple(self.levels))
 
 
 @dataclass

@@ -8,6 +8,9 @@ Every event is a JSON line (stdout or ``events``); a status line with capture→
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import math
 import queue
 import sys
@@ -136,8 +139,10 @@ class LiveSummary:
     latency_p50_ms: float | None  # capture → score latency (None before the first snippet)
     latency_p95_ms: float | None
     rtf: float | None  # scoring seconds per stream second scored
-    rss_start_mb: float  # resident memory at start and at the end
+    rss_start_mb: float  # resident memory at start (model loaded) and at the end
     rss_end_mb: float
+    anon_start_mb: float | None  # its anonymous part (heap, stacks; None where unknown): what a leak would grow
+    anon_end_mb: float | None
     webhook: dict | None  # sent / failed / dropped / attempts
 
     def line(self, final: bool = True) -> str:
@@ -147,7 +152,8 @@ class LiveSummary:
                 f"{self.alerts} alert(s), latency p50 {_fmt(self.latency_p50_ms, '.0f')} ms "
                 f"p95 {_fmt(self.latency_p95_ms, '.0f')} ms, rtf {_fmt(self.rtf, '.3f')}, "
                 f"dropped {self.dropped_snippets} snippet(s), {self.reconnects} reconnect(s), "
-                f"RSS {self.rss_start_mb:.0f} -> {self.rss_end_mb:.0f} MB{end}")
+                f"RSS {self.rss_start_mb:.0f} -> {self.rss_end_mb:.0f} MB (anonymous {_fmt(self.anon_start_mb, '.0f')} "
+                f"-> {_fmt(self.anon_end_mb, '.0f')}){end}")
 
 
 def _fmt(x: float | None, spec: str) -> str:
@@ -159,18 +165,51 @@ def _finite(x: float, digits: int) -> float | None:
     return None if math.isnan(x) else round(x, digits)
 
 
-def rss_mb() -> float:
-    """Resident set size of this process in MB (Linux /proc; peak RSS elsewhere)."""
+def memory_mb() -> tuple[float, float]:
+    """Resident set size of this process and its anonymous part (heap, stacks) in MB. The rest is mapped files:
+    library code paged in on first use (the first snippet runs kernels never run before), shared, and dropped by
+    the kernel when memory is short. Linux /proc; elsewhere the peak RSS, and NaN for the anonymous part."""
+    found: dict[str, float] = {}
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "RssAnon"):
+                    found[key] = int(value.split()[0]) / 1024
     except OSError:
         pass
-    import resource
+    if "VmRSS" not in found:
+        import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        found["VmRSS"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return found["VmRSS"], found.get("RssAnon", float("nan"))
+
+
+def rss_mb() -> float:
+    """Resident set size of this process in MB (see :func:`memory_mb`)."""
+    return memory_mb()[0]
+
+
+TRIM_EVERY_S = 30.0  # seconds of stream scored between hand-backs of the C heap's free pages (see trim_heap)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def trim_heap() -> bool:
+    """Hand the C heap's free pages back to the OS (glibc's ``malloc_trim``): the reader, recorder and torch threads
+    free blocks between live ones, which glibc otherwise keeps resident, so RSS creeps up over a long stream
+    (``python -m bench.live`` measures it). A few ms; False where the C library has no ``malloc_trim``."""
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 def resolve_threshold(config: LiveConfig, scorer: SnippetScorer) -> float:
@@ -217,9 +256,10 @@ class LiveSession:
         self.scored = 0
         self.opened = False
         self._clips: dict[int, Path] = {}
-        self.rss_start = rss_mb()
+        self.memory_start = memory_mb()
         self.started = time.perf_counter()
         self._next_status = self.started + config.status_every_s
+        self._next_trim = TRIM_EVERY_S  # in seconds of stream scored: as often per snippet, live or accelerated
 
     def run(self) -> LiveSummary:
         """Score until the source ends, ``stop`` is set or KeyboardInterrupt; then flush and summarise."""
@@ -242,14 +282,14 @@ class LiveSession:
             try:
                 item = self.reader.queue.get(timeout=0.2)
             except queue.Empty:
-                self._maybe_status()
+                self._housekeeping()
                 continue
             if isinstance(item, StreamEnd):
                 self.opened = self.opened or item.opened
                 return item.reason
             self.opened = True
             self._score(item)
-            self._maybe_status()
+            self._housekeeping()
             if self.config.max_stream_s is not None and item.end_frame / item.fps >= self.config.max_stream_s:
                 return f"max stream time {self.config.max_stream_s:g} s reached"
         return "stopped"
@@ -302,6 +342,13 @@ class LiveSession:
         """A reader event (stream_open / stream_lost / gap): stamped and logged."""
         self._write({"event": event.pop("event"), "time": iso_time(time.time()), **event})
 
+    def _housekeeping(self) -> None:
+        """Between snippets: the periodic status line, and the heap trim every ``TRIM_EVERY_S`` of stream."""
+        self._maybe_status()
+        if self.latency.stream_s >= self._next_trim:
+            self._next_trim = self.latency.stream_s + TRIM_EVERY_S
+            trim_heap()
+
     def _maybe_status(self) -> None:
         if self.config.status_every_s > 0 and time.perf_counter() >= self._next_status:
             self._next_status = time.perf_counter() + self.config.status_every_s
@@ -333,7 +380,12 @@ class LiveSession:
             else 0.0, round(time.perf_counter() - self.started, 3), self.tracker.alerts if self.tracker else 0,
             [str(p) for p in self.recorder.clips] if self.recorder else [], st.dropped_snippets, st.dropped_frames,
             st.reconnects, _finite(lat.percentile_ms(50), 1), _finite(lat.percentile_ms(95), 1), _finite(lat.rtf, 4),
-            round(self.rss_start, 1), round(rss_mb(), 1), asdict(self.webhook.stats) if self.webhook else None)
+            *self._memory(), asdict(self.webhook.stats) if self.webhook else None)
+
+    def _memory(self) -> tuple[float, float, float | None, float | None]:
+        """RSS at start and now, then its anonymous part at start and now (MB)."""
+        (rss0, anon0), (rss, anon) = self.memory_start, memory_mb()
+        return round(rss0, 1), round(rss, 1), _finite(anon0, 1), _finite(anon, 1)
 
 
 def run_live(config: LiveConfig, scorer: SnippetScorer, stop: threading.Event | None = None,

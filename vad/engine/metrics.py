@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from vad.errors import MetricsError
 from vad.names import NORMAL_CLASS
@@ -155,6 +154,8 @@ def _auc(y: np.ndarray, s: np.ndarray, what: str, notes: list[str]) -> float:
     if y.size == 0 or y.min() == y.max():
         notes.append(f"{what}: undefined, the frames hold only label {int(y[0]) if y.size else 'none'}")
         return float("nan")
+    from sklearn.metrics import roc_auc_score  # here, not at the top: scoring needs no sklearn
+
     return float(roc_auc_score(y, s))
 
 
@@ -172,6 +173,8 @@ def leak_auc(normal_frames_of_abnormal: Sequence[np.ndarray], normal_videos: Seq
             notes.append("leak AUC: undefined, needs normal frames in abnormal videos and normal videos")
         return float("nan")
     p, n = np.concatenate(pos), np.concatenate(neg)
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(np.r_[np.ones(p.size), np.zeros(n.size)], np.r_[p, n]))
 
 
@@ -238,6 +241,8 @@ def evaluate(frame_scores: Mapping[str, np.ndarray], gt: Mapping[str, np.ndarray
     y_all, s_all = np.concatenate(ys), np.concatenate(ss)
     auc = _auc(y_all, s_all, "frame AUC", notes)
     if y_all.any():
+        from sklearn.metrics import average_precision_score
+
         ap = float(average_precision_score(y_all, s_all))
     else:
         ap = float("nan")

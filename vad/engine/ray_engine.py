@@ -20,12 +20,12 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vad.engine.config import INSTALL_HINT, EngineConfig
 from vad.engine.score import ScoreConfig, ScoreJob, ScoreOutcome, Scorer, ScoreReport, ScorerFacts, score_one
 from vad.errors import VadError
 from vad.features.extract import ExtractConfig, ExtractJob, ExtractReport, FeatureExtractor, VideoOutcome, extract_one
@@ -33,28 +33,6 @@ from vad.features.store import TextFeatures
 from vad.io import one_line
 
 log = logging.getLogger(__name__)
-ENGINES = ("local", "ray")
-INSTALL_HINT = "pip install 'vadgraph[ray]'"
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """Where the per-video work runs: this process (local) or the actors of a Ray cluster (ray)."""
-
-    name: str = "local"  # local | ray (needs `pip install 'vadgraph[ray]'`)
-    address: str | None = None  # ray: auto (a running cluster) | ray://HOST:PORT | none: a Ray runtime on this machine
-    workers: int = 2  # ray: actors, each holding one loaded backbone and doing whole videos
-    gpus_per_worker: float = 0.0  # ray: GPUs per actor (CUDA clusters; 0 on CPU)
-    cpus_per_worker: float = 1.0  # ray: CPUs per actor (also its torch and OpenCV threads)
-    retries: int = 3  # ray: how often a video is retried after its worker died, before it is reported failed
-
-    def __post_init__(self) -> None:
-        if self.name not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.name!r}")
-        if self.workers < 1 or self.gpus_per_worker < 0 or self.cpus_per_worker <= 0 or self.retries < 0:
-            raise ValueError("engine needs workers >= 1, gpus_per_worker >= 0, cpus_per_worker > 0, retries >= 0")
-
-
 def import_ray() -> Any:
     """The ``ray`` module with Ray Data, or a one-line :class:`VadError` saying how to install it."""
     try:

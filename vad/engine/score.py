@@ -14,13 +14,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from vad.engine.calibration import stored_threshold
+from vad.engine.config import ScoreConfig
 from vad.engine.inference import VideoScores, score_features
 from vad.engine.report import (
     fusion_figure,
@@ -41,21 +42,6 @@ from vad.names import SUMMARY_FILE
 
 log = logging.getLogger(__name__)
 OUTPUT_SUFFIXES = (".scores.csv", ".segments.json", ".png")
-
-
-@dataclass(frozen=True)
-class ScoreConfig:
-    """Settings of a scoring run."""
-
-    segments: SegmentConfig = field(default_factory=SegmentConfig)  # threshold, min gap, min length
-    device: str = "auto"  # auto | cpu | cuda | cuda:N (backbone and model)
-    batch_snippets: int = 32  # snippets decoded and encoded per batch (bounds memory)
-    backbone: str | None = None  # override the checkpoint's open_clip model name (rarely needed)
-    pretrained: str | None = None  # override the checkpoint's backbone weights (tag or file)
-    precision: str = "auto"  # backbone precision: auto | fp32 | fp16 | bf16
-    zero_shot: bool = False  # no trained model: score by CLIP prompt similarity (needs real CLIP weights)
-    prompts: str | None = None  # zero-shot prompt file, one per line, the normal class first (default: UCF-Crime)
-    runtime: str = "torch"  # torch | onnx (onnxruntime on CPU, MODEL/model.onnx; exported first if missing)
 
 
 @dataclass

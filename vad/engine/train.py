@@ -32,6 +32,7 @@ from vad.data.batch import collate
 from vad.data.dataset import Dataset, VideoRecord, load_dataset
 from vad.engine import distributed
 from vad.engine.calibration import CalibrationConfig, calibrate
+from vad.engine.config import TrainConfig
 from vad.engine.inference import score_records
 from vad.engine.metrics import evaluate
 from vad.errors import VadError
@@ -43,27 +44,6 @@ from vad.models.config import ModelConfig
 log = logging.getLogger(__name__)
 FITTED_ARCHS = {"oneclass": "fit it on normal videos with `vad fit-normal`",
                 "zeroshot": "it needs no training: `vad score --zero-shot`"}
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings."""
-
-    epochs: int = 40  # upper bound; early stopping usually ends sooner
-    batch_size: int = 16  # videos per step: half normal, half abnormal
-    num_snippets: int = 64  # longer training videos are average-pooled to this many snippets, shorter padded
-    lr: float = 1e-3  # AdamW learning rate
-    fusion_lr_scale: float = 20.0  # LEGO's A matrices learn this much faster (54 numbers shared by every node)
-    weight_decay: float = 1e-3  # AdamW weight decay (not applied to A)
-    smooth_weight: float = 8e-4  # RTFM temporal smoothness on abnormal videos
-    sparsity_weight: float = 8e-4  # RTFM sparsity on abnormal videos
-    degree_weight: float = 0.0  # LEGO paper's degree-variance regulariser on G (0 = off)
-    schedule: str = "cosine"  # learning rate over the epochs: cosine (decays to 0 at `epochs`) | constant
-    ema_decay: float = 0.95  # weights are averaged (EMA per step); validation and the checkpoint use the average
-    patience: int = 10  # epochs without validation improvement before stopping
-    seed: int = 0  # everything random (init, sampling, dropout) derives from it
-    device: str = "auto"  # auto | cpu | cuda
-    grad_clip: float = 5.0  # max gradient norm
 
 
 @dataclass

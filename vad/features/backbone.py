@@ -10,29 +10,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from vad.errors import WeightsError
+from vad.features.config import BackboneConfig
 
 RANDOM = "random"
 TINY_MODEL = "vadgraph-tiny-ViT"  # a 2-layer, 64-wide ViT registered from vad/model_configs for tests and benches
 _CONFIG_DIR = Path(__file__).with_name("model_configs")
 _registered = False
-
-
-@dataclass(frozen=True)
-class BackboneConfig:
-    """Which CLIP model to run and where."""
-
-    name: str = "ViT-B-16"  # open_clip model name (ViT-B-16 is what VadCLIP's published features use)
-    pretrained: str = "openai"  # open_clip tag, a local checkpoint path, or "random"
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16/fp16 autocast on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
-    patch_grid: int = 2  # patch tokens are average-pooled to a patch_grid x patch_grid grid (P = grid**2)
 
 
 def register_model_configs() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +18,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from vad.errors import VadError
-from vad.features.backbone import Backbone, BackboneConfig, load_backbone
+from vad.features.backbone import Backbone, load_backbone
+from vad.features.config import DEFAULT_PROMPTS as DEFAULT_PROMPTS
+from vad.features.config import ExtractConfig
 from vad.features.decode import auto_decode_workers, decode_plan, decoded_batches
-from vad.features.motion import MotionConfig
 from vad.features.store import (
     TextFeatures,
     VideoFeatures,
@@ -29,7 +30,7 @@ from vad.features.store import (
     find_feature_file,
     load_manifest,
 )
-from vad.features.video import SnippetConfig, find_videos, open_video, plan_snippets
+from vad.features.video import find_videos, open_video, plan_snippets
 from vad.io import (
     RunReport,
     clean_stale_parts,
@@ -42,27 +43,6 @@ from vad.io import (
     write_json_atomic,
 )
 from vad.names import MANIFEST_FILE, TEXT_FILE
-
-DEFAULT_PROMPTS: tuple[str, ...] = (
-    "normal", "abuse", "arrest", "arson", "assault", "burglary", "explosion", "fighting", "road accident",
-    "robbery", "shooting", "shoplifting", "stealing", "vandalism",
-)  # "normal" + the 13 UCF-Crime classes; the first prompt is always the normal one
-PROMPT_TEMPLATE = "a surveillance video frame of {}."
-
-
-@dataclass(frozen=True)
-class ExtractConfig:
-    """Everything that decides what features come out of a video."""
-
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)  # which CLIP, where, what precision
-    snippets: SnippetConfig = field(default_factory=SnippetConfig)  # S and F
-    batch_snippets: int = 32  # snippets decoded and encoded per batch (memory is bounded by one batch)
-    prefetch: int = 2  # decoded batches queued ahead of the encoder (0: decode in the encoder's thread)
-    decode_workers: int = 0  # threads decoding (and computing flow) in parallel; 0 = auto (CUDA: cores - 2, <= 8)
-    prompts: tuple[str, ...] = DEFAULT_PROMPTS  # text prompts; the first is the normal class
-    template: str = PROMPT_TEMPLATE  # how a prompt becomes a sentence for the text encoder
-    motion: bool = True  # also compute the optical-flow motion level (N, M) from the decoded frames
-    motion_config: MotionConfig = field(default_factory=MotionConfig)  # flow method, resolution, summary
 
 
 def read_prompt_file(path: str | os.PathLike) -> tuple[str, ...]:

@@ -17,38 +17,16 @@ sign(x) * log1p(|x| / eps).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import pairwise
 
 import cv2
 import numpy as np
 
-METHODS = ("dis", "dis_fast", "farneback")
+from vad.features.config import MotionConfig
+
 _DIS_PRESETS = {"dis": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "dis_fast": cv2.DISOPTICAL_FLOW_PRESET_FAST}
 _NUM_MAGNITUDE = 6  # mean, std, p90, p99, max, moving fraction
 _PERCENTILES = (90.0, 99.0)
-
-
-@dataclass(frozen=True)
-class MotionConfig:
-    """How a snippet's motion is summarised; :func:`motion_dim` gives the vector length M."""
-
-    method: str = "dis"  # dis (DIS ultrafast) | dis_fast (DIS fast) | farneback
-    size: int = 64  # flow on grayscale frames resized so the short side is this many px (small ones upscaled)
-    grid: int = 2  # grid x grid cells of mean flow (dx, dy each)
-    bins: int = 8  # speed-weighted orientation histogram bins
-    moving: float = 0.1  # speed (px per source frame, reduced size) above which a pixel counts as moving
-    eps: float = 1e-3  # log(x + eps): "no motion" stands apart from "little motion"
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.size < 16:
-            raise ValueError(f"size must be >= 16, got {self.size}")
-        if not 1 <= self.grid <= self.size // 4:
-            raise ValueError(f"grid must be in [1, size // 4], got {self.grid}")
-        if self.bins < 1 or self.eps <= 0 or self.moving < 0:
-            raise ValueError("bins must be >= 1, eps > 0 and moving >= 0")
 
 
 def motion_layout(config: MotionConfig) -> dict[str, slice]:

@@ -7,6 +7,8 @@ brightness, so a clip with a planted bright span must raise exactly one alert co
 from __future__ import annotations
 
 import http.server
+import pickle
+import platform
 import threading
 import time
 
@@ -29,7 +31,7 @@ from tests.vad.engine.live_helpers import (
     write_clip,
 )
 from vad.engine.alerts import AlertTracker, ScoredSnippet, Smoother, Webhook
-from vad.engine.live import LiveConfig, run_live
+from vad.engine.live import LiveConfig, memory_mb, run_live, trim_heap
 from vad.errors import VadError, VideoError
 
 
@@ -46,6 +48,7 @@ def test_alert_hysteresis_ignores_flicker_and_covers_the_run():
     assert start["start_snippet"] == 4 and start["start_frame"] == 20 and start["start_s"] == 2.0
     assert end["start_snippet"] == 4 and end["end_snippet"] == 9 and end["end_frame"] == 50
     assert end["duration_s"] == 3.0 and end["prompt"] == "fighting" and end["peak_score"] == 0.9
+    assert end["mean_score"] == 0.9
     assert tracker.close("shutdown") is None  # nothing open
     assert Smoother(3).push(0.0) == 0.0 and Smoother(1).push(0.7) == 0.7
 
@@ -55,6 +58,30 @@ def test_open_alert_is_closed_at_shutdown():
     assert tracker.update(_snip(0, 0.8))["event"] == "alert_start"
     end = tracker.close("run ended: stopped")
     assert end["event"] == "alert_end" and end["reason"] == "run ended: stopped" and end["end_frame"] == 5
+
+
+def test_a_long_alert_keeps_bounded_state():
+    """An alert that lasts for hours holds running sums, not its scores: its state does not grow with it."""
+    tracker = AlertTracker(0.5, need=1)
+    sizes = []
+    for k in range(20_000):
+        tracker.update(_snip(k, 0.6 + 0.3 * (k % 2)))
+        if k in (100, 19_999):
+            sizes.append(len(pickle.dumps(tracker)))
+    assert sizes[1] - sizes[0] < 64, sizes
+    end = tracker.close("shutdown")
+    assert end["peak_score"] == 0.9 and end["mean_score"] == pytest.approx(0.75)
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_heap_trim_reaches_glibc():
+    assert trim_heap()
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="/proc")
+def test_memory_is_read_with_its_anonymous_part():
+    rss, anon = memory_mb()
+    assert 0 < anon < rss
 
 
 def test_config_rejects_bad_values(tmp_path):
