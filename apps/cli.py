@@ -277,7 +277,7 @@ def _watch(run: Run) -> int:
 
 
 @verb("benchmark", "a dataset's standard protocol: check its layout, extract, train, evaluate, compare with papers",
-      {"": "vad.engine.recipes.runner:BenchmarkConfig"},
+      {"": "vad.engine.recipes.config:BenchmarkConfig"},
       [arg("dataset", choices=list(BENCHMARKS), help="which benchmark's protocol to run"),
        arg("--root", type=str, required=True, help="the dataset folder, laid out as its authors distribute it"),
        arg("--out", type=str | None, default=None, help="results folder (default: benchmark-DATASET)")],

@@ -23,44 +23,20 @@ from datetime import date
 from pathlib import Path
 
 from vad.data.dataset import Dataset, load_dataset
-from vad.engine.calibration import CalibrationConfig
 from vad.engine.evaluate import GroundTruthSource, evaluate_model
 from vad.engine.recipes.commands import eval_command, extract_command, train_command
+from vad.engine.recipes.config import BenchmarkConfig
 from vad.engine.recipes.datasets import GT_PART, RECIPES, Recipe
 from vad.engine.recipes.layout import FEATURES_DIR, Layout, check_layout, resolve
 from vad.engine.recipes.results import RESULTS_MD, results_document, write_results
-from vad.engine.train import TrainConfig, train_model
+from vad.engine.train import train_model
 from vad.errors import VadError
 from vad.features.backbone import RANDOM_NOTE, is_random_weights, resolve_device
-from vad.features.extract import ExtractConfig, extract_videos
+from vad.features.extract import extract_videos
 from vad.io import save_npy_atomic, write_json_atomic, write_text_atomic
 from vad.models.checkpoint import load_checkpoint
-from vad.models.config import ModelConfig
 
 OVERRIDES = ("train_list", "test_list", "ground_truth")  # BenchmarkConfig fields that point at a layout part
-
-
-@dataclass(frozen=True)
-class BenchmarkConfig:
-    """Where a benchmark's parts are, which features it uses, and the model and training it runs."""
-
-    # auto (the videos when every listed video has a file, else published features) | videos | features
-    source: str = "auto"
-    # folder of published .npy features (default ROOT/features): per-video (T, crops, D) or per-crop NAME__k.npy
-    features: str | None = None
-    train_list: str | None = None  # train split list (default: the dataset's standard file, found under the root)
-    test_list: str | None = None  # test split list (default: the dataset's standard file, found under the root)
-    # test ground truth: the annotation file, or ShanghaiTech's mask folder (default: found under the root)
-    ground_truth: str | None = None
-    val_fraction: float = 0.15  # share of each class of the train list moved to validation for model selection
-    extract: ExtractConfig = field(default_factory=ExtractConfig)  # feature extraction, when starting from videos
-    model: ModelConfig = field(default_factory=ModelConfig)  # the model trained
-    train: TrainConfig = field(default_factory=TrainConfig)  # how it is trained
-    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)  # thresholds stored with the model
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"BenchmarkConfig.val_fraction must be in (0, 1), got {self.val_fraction}")
 
 
 @dataclass
