@@ -6,34 +6,11 @@ The names below are imported on first use, so the configs (:mod:`graph4mm.config
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader
 
-_EXPORTS = {
-    "GraphDataError": "graph4mm.errors",
-    "HopAwareAttention": "graph4mm.attention",
-    "HopAwareAttentionConfig": "graph4mm.config",
-    "HopDiffusedAttention": "graph4mm.attention",
-    "HopDiffusedAttentionConfig": "graph4mm.config",
-    "MMQFormer": "graph4mm.qformer",
-    "MMQFormerConfig": "graph4mm.config",
-    "MMQFormerOutput": "graph4mm.qformer",
-}
-_SUBMODULES = ("gather", "ops")
-
-__all__ = sorted([*_EXPORTS, *_SUBMODULES])
-
-
-def __getattr__(name: str) -> Any:
-    """Import an exported name (or submodule) on first use (PEP 562)."""
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, ['gather', 'ops'], {
+    'errors': ['GraphDataError'],
+    'attention': ['HopAwareAttention', 'HopDiffusedAttention'],
+    'config': ['HopAwareAttentionConfig', 'HopDiffusedAttentionConfig', 'MMQFormerConfig'],
+    'qformer': ['MMQFormer', 'MMQFormerOutput'],
+})
