@@ -2,7 +2,8 @@
 
 Same video, same sampled frames, same backbone and device, measured side by side in one run. The bare loop gets
 frames already decoded and preprocessed; the pipeline decodes (decord, background thread), preprocesses and
-computes all feature levels (clip, frame, patch). Target: pipeline >= 0.9x the bare encoder.
+computes all feature levels (clip, frame, patch, and the optical-flow motion level). Target: pipeline >= 0.9x the
+bare encoder.
 
     python -m bench.extract                       # ViT-B-16 (random weights, saved and loaded as a checkpoint)
     python -m bench.extract --backbone vadgraph-tiny-ViT --video path/to/video.mp4
@@ -76,7 +77,8 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, "
           f"device {args.device}")
     print(f"backbone {args.backbone} (random weights via checkpoint file), video {args.video.name}, "
-          f"{n} encoded frames (S=16, F={args.frames_per_snippet}), best of {args.repeats}")
+          f"{n} encoded frames (S=16, F={args.frames_per_snippet}), motion level {'on' if cfg.motion else 'off'}, "
+          f"best of {args.repeats}")
     print(f"{'bare encode_image':<28}{bare:10.1f} frames/s")
     print(f"{'vad extract pipeline':<28}{full:10.1f} frames/s")
     print(f"ratio pipeline / bare: {full / bare:.3f}  (target >= 0.9)")
