@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     lego = config.lego
     print(f"AnomalyModel forward ({args.variant}: arch {config.arch}, fusion {config.fusion}, readout "
           f"{config.readout}, attention {config.attention}, qformer {config.qformer}, smoothing {config.smoothing}, "
+          f"members {config.members}, "
           f"LEGO window {lego.window_size}/{lego.window_overlap}), eval + inference_mode, B=1, D={DIM}, F={FRAMES}, "
           f"P={PATCHES}, M={MOTION}, K={PROMPTS}, {args.threads} thread(s), best of {repeats} after 1 warm-up, "
           f"fresh process per N; memory in MiB")

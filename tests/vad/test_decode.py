@@ -84,3 +84,22 @@ def test_auto_workers():
     assert auto_decode_workers("cuda", 16) == 8
     assert auto_decode_workers("cuda", 4) == 2
     assert auto_decode_workers("cuda", 1) == 1
+
+
+def test_overlapping_parallel_runs_restore_opencv_threads():
+    """OpenCV's pool is one thread while any parallel run is open and back to its count after the last ends,
+    whatever order the runs end in."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    log = _log()
+    plan = np.arange(40).reshape(20, 2)
+    a = decoded_batches(lambda: FakeSource(log), plan, 2, None, 2, 1)
+    b = decoded_batches(lambda: FakeSource(log), plan, 2, None, 2, 1)
+    next(a)
+    next(b)
+    assert cv2.getNumThreads() == 1
+    a.close()
+    assert cv2.getNumThreads() == 1  # b still runs
+    b.close()
+    assert cv2.getNumThreads() == before

@@ -89,6 +89,7 @@ def test_ensemble_scores_are_the_members_mean_and_each_member_learns():
     members = out.extras["member_logits"]  # (3, B, N)
     assert members.shape == (3, 2, 12)
     assert torch.allclose(out.logits, members.mean(0)) and not torch.allclose(members[0], members[1])
+    assert out.extras["member_degrees"].shape == (3, 2, 12)  # each member's graph, for the degree regulariser
     members[:, batch.node_mask].sigmoid().sum().backward()
     assert all(h.node_proj.weight.grad is not None and h.node_proj.weight.grad.abs().sum() > 0 for h in heads)
     mean_a = torch.stack([h.lego.fusion.fusion_weights().weights[0] for h in heads]).mean(0)

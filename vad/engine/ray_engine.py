@@ -66,11 +66,16 @@ def ray_session(engine: EngineConfig) -> Iterator[Any]:
             ray.shutdown()
 
 
-def _set_threads(threads: float) -> None:
-    """One actor's share of its node: ``threads`` torch and OpenCV threads (not every core of the node)."""
+def _enter(cwd: str, threads: float) -> None:
+    """Set an actor or task up like the driver: its working folder (relative paths given to ``vad`` mean the same
+    on every node of a shared file system; where the folder is missing they fail with the file's own error) and
+    its share of the node, ``threads`` torch and OpenCV threads (not every core; the decode threads' automatic
+    count follows torch's)."""
     import cv2
     import torch
 
+    if os.path.isdir(cwd):
+        os.chdir(cwd)
     torch.set_num_threads(max(1, int(threads)))
     cv2.setNumThreads(max(1, int(threads)))
 
@@ -89,8 +94,8 @@ class _Worker:
 class ExtractWorker(_Worker):
     """Holds one loaded backbone; extracts whole videos into ``out`` (:func:`extract_one`)."""
 
-    def __init__(self, config: ExtractConfig, out: str, threads: float) -> None:
-        _set_threads(threads)
+    def __init__(self, config: ExtractConfig, out: str, threads: float, cwd: str) -> None:
+        _enter(cwd, threads)
         self.extractor = FeatureExtractor(config)
         self.out = Path(out)
 
@@ -101,8 +106,8 @@ class ExtractWorker(_Worker):
 class ScoreWorker(_Worker):
     """Holds one loaded model and backbone; scores whole videos into ``out`` (:func:`score_one`)."""
 
-    def __init__(self, model_dir: str | None, config: ScoreConfig, out: str, threads: float) -> None:
-        _set_threads(threads)
+    def __init__(self, model_dir: str | None, config: ScoreConfig, out: str, threads: float, cwd: str) -> None:
+        _enter(cwd, threads)
         self.scorer = Scorer(model_dir, config)
         self.out = Path(out)
 
@@ -110,8 +115,10 @@ class ScoreWorker(_Worker):
         return score_one(self.scorer, video, self.out, row)
 
 
-def _guarded(fn: Callable, *args: Any) -> Any:
-    """``fn(*args)``, a :class:`VadError` returned rather than raised (it reaches the driver as itself)."""
+def _guarded(cwd: str, threads: float, fn: Callable, *args: Any) -> Any:
+    """``fn(*args)`` set up like a worker (:func:`_enter`), a :class:`VadError` returned rather than raised (it
+    reaches the driver as itself)."""
+    _enter(cwd, threads)
     try:
         return fn(*args)
     except VadError as exc:
@@ -121,7 +128,7 @@ def _guarded(fn: Callable, *args: Any) -> Any:
 def _on_cluster(ray: Any, engine: EngineConfig, fn: Callable, *args: Any) -> Any:
     """``fn(*args)`` run once where a worker would run (its resources), e.g. to check a model before the pool."""
     task = ray.remote(num_cpus=engine.cpus_per_worker, num_gpus=engine.gpus_per_worker)(_guarded)
-    result = ray.get(task.remote(fn, *args))
+    result = ray.get(task.remote(os.getcwd(), engine.cpus_per_worker, fn, *args))
     if isinstance(result, VadError):
         raise result
     return result
@@ -186,8 +193,8 @@ def extract_videos_ray(inputs: Sequence[str | os.PathLike], out_dir: str | os.Pa
         weights_id, text = _on_cluster(ray, engine, _extraction_facts, config)
         pending = job.start(weights_id, lambda: text)
         items = [(video, {}) for video in pending]
-        for i, outcome in _dispatch(ray, engine, ExtractWorker, (config, str(job.out), engine.cpus_per_worker), items,
-                                    progress, "extract"):
+        args = (config, str(job.out), engine.cpus_per_worker, os.getcwd())
+        for i, outcome in _dispatch(ray, engine, ExtractWorker, args, items, progress, "extract"):
             job.record(VideoOutcome(**outcome) if outcome else VideoOutcome.failure(pending[i], _lost(engine)))
     return job.finish()
 
@@ -202,7 +209,8 @@ def score_videos_ray(inputs: Sequence[str | os.PathLike], model_dir: str | os.Pa
     with ray_session(engine) as ray:
         facts = _on_cluster(ray, engine, _scorer_facts, model, config)
         items = job.start(facts)
-        for i, outcome in _dispatch(ray, engine, ScoreWorker, (model, config, str(job.out), engine.cpus_per_worker),
+        for i, outcome in _dispatch(ray, engine, ScoreWorker, (model, config, str(job.out), engine.cpus_per_worker,
+                                                                     os.getcwd()),
                                     items, progress, "score"):
             video, row = items[i]
             job.record(ScoreOutcome(**outcome) if outcome else ScoreOutcome.failure(video, row, _lost(engine)))

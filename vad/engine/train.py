@@ -230,8 +230,10 @@ class Trainer:
                                     for m in out.extras["member_logits"]]).mean()
             else:
                 loss = mil_loss(out.scores, labels, cfg, batch.node_mask)
-            if cfg.degree_weight and "degrees" in out.extras:
-                loss = loss + cfg.degree_weight * degree_variance_loss(out.extras["degrees"], labels, batch.node_mask)
+            if cfg.degree_weight and "degrees" in out.extras:  # every member's graph, as if each were alone
+                degrees = out.extras.get("member_degrees", out.extras["degrees"][None])  # (members, B, N)
+                loss = loss + cfg.degree_weight * torch.stack(
+                    [degree_variance_loss(d, labels, batch.node_mask) for d in degrees]).mean()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -8,12 +8,14 @@ whole batches of snippets, and hand them back in snippet order with at most ``W 
 so memory stays bounded by that many batches. decord and OpenCV release the GIL while they decode and
 compute flow, so threads scale with cores, as long as each library keeps to one thread per worker: with several
 workers each reader gets one FFmpeg thread (the caller's ``open_source`` does that) and OpenCV's own thread pool
-is set to one thread for the run (``cv2.setNumThreads`` is process-wide; the previous value is restored after).
+is set to one thread while any such run goes on (``cv2.setNumThreads`` is process-wide; the count from before the
+first run comes back after the last).
 ``python -m bench.decode_scaling`` measures it: on a 16-core H100 host, 8 workers decode 2.6x as fast as one;
 beyond that the Python half of the flow summaries holds the GIL.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import deque
@@ -28,9 +30,35 @@ from vad.features.video import VideoSource
 Batch = tuple  # (slice, frames (b, F, H, W, 3) uint8) or (slice, frames, motion (b, M) float32)
 
 
+_CV2_LOCK = threading.Lock()
+_cv2_runs = [0, 0]  # parallel runs now using OpenCV single-threaded, OpenCV's thread count before the first
+
+
+@contextlib.contextmanager
+def _opencv_single_threaded() -> Iterator[None]:
+    """OpenCV's process-wide pool at one thread while any parallel decode runs; the previous count comes back when
+    the last one ends (so overlapping runs cannot leave it at one)."""
+    import cv2
+
+    with _CV2_LOCK:
+        if _cv2_runs[0] == 0:
+            _cv2_runs[1] = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+        _cv2_runs[0] += 1
+    try:
+        yield
+    finally:
+        with _CV2_LOCK:
+            _cv2_runs[0] -= 1
+            if _cv2_runs[0] == 0:
+                cv2.setNumThreads(_cv2_runs[1])
+
+
 def auto_decode_workers(device_type: str, cpu_count: int | None = None) -> int:
-    """Decode threads when the config says 0 (auto): on CUDA all but two cores (one feeds the GPU), at most 8;
-    on CPU one, since the encoder itself uses every core and more decoders would only compete with it."""
+    """Decode threads when the config says 0 (auto): on CUDA all but two of the process's cores (one feeds the
+    GPU), at most 8; on CPU one, since the encoder itself uses every core and more decoders would only compete
+    with it. ``cpu_count``: the cores this process may use (its torch threads: a Ray actor's share, not the
+    node's); default ``os.cpu_count()``."""
     if device_type != "cuda":
         return 1
     cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
@@ -96,22 +124,18 @@ def decoded_batches(open_source: Callable[[], VideoSource], plan: np.ndarray, ba
                 opened.append(local.worker)
         return local.worker.batch(plan, *window(start))
 
-    import cv2
-
-    cv2_threads = cv2.getNumThreads()
-    if workers > 1:
-        cv2.setNumThreads(1)  # W workers x OpenCV's per-core pool would oversubscribe the cores
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="vad-decode")
-    pending: deque[Future] = deque(pool.submit(task, s) for _, s in zip(range(workers + depth), starts))
-    try:
-        while pending:
-            batch = pending.popleft().result()
-            pending.extend(pool.submit(task, s) for _, s in zip(range(1), starts))
-            yield batch
-    finally:
-        for future in pending:
-            future.cancel()
-        pool.shutdown(wait=True)
-        for worker in opened:
-            worker.source.close()
-        cv2.setNumThreads(cv2_threads)
+    # W workers x OpenCV's per-core pool would oversubscribe the cores
+    with _opencv_single_threaded() if workers > 1 else contextlib.nullcontext():
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="vad-decode")
+        pending: deque[Future] = deque(pool.submit(task, s) for _, s in zip(range(workers + depth), starts))
+        try:
+            while pending:
+                batch = pending.popleft().result()
+                pending.extend(pool.submit(task, s) for _, s in zip(range(1), starts))
+                yield batch
+        finally:
+            for future in pending:
+                future.cancel()
+            pool.shutdown(wait=True)
+            for worker in opened:
+                worker.source.close()

@@ -76,20 +76,24 @@ class FeatureExtractor:
         """Features of one video. ``progress(done, total)`` is called after each batch of snippets."""
         cfg = self.config
         short_side = self.backbone.image_size
-        workers = 0 if cfg.prefetch <= 0 else cfg.decode_workers or auto_decode_workers(self.backbone.device.type)
+        workers = 0 if cfg.prefetch <= 0 else cfg.decode_workers or auto_decode_workers(
+            self.backbone.device.type, torch.get_num_threads())
         threads = 1 if workers > 1 else 0  # FFmpeg threads per reader: parallel readers want one each
         first = open_video(path, short_side, threads)  # validated here; handed to the first decode worker
-        info, unused = first.info, [first]
-        plan = plan_snippets(info.num_frames, cfg.snippets)  # shape = [N, F]
-        n, f = plan.shape
-        pooled_all = np.empty((n, f, self.backbone.embed_dim), np.float32)
-        patch_all: np.ndarray | None = None
-        motion_all: list[np.ndarray] = []
-        open_source = lambda: unused.pop() if unused else open_video(path, short_side, threads)  # noqa: E731
-        batches = decoded_batches(open_source,
-                                  decode_plan(plan, info.num_frames, cfg.motion), cfg.batch_snippets,
-                                  cfg.motion_config if cfg.motion else None, workers, max(cfg.prefetch, 0))
+        batches = None
         try:
+            info, unused = first.info, [first]
+            if info.backend == "opencv":  # OpenCV reads forward only: W captures would each decode the whole video
+                workers = min(workers, 1)
+            plan = plan_snippets(info.num_frames, cfg.snippets)  # shape = [N, F]
+            n, f = plan.shape
+            pooled_all = np.empty((n, f, self.backbone.embed_dim), np.float32)
+            patch_all: np.ndarray | None = None
+            motion_all: list[np.ndarray] = []
+            open_source = lambda: unused.pop() if unused else open_video(path, short_side, threads)  # noqa: E731
+            batches = decoded_batches(open_source,
+                                      decode_plan(plan, info.num_frames, cfg.motion), cfg.batch_snippets,
+                                      cfg.motion_config if cfg.motion else None, workers, max(cfg.prefetch, 0))
             for sl, frames, *motion in batches:
                 motion_all.extend(motion)
                 pooled, patches = self.encode_snippets(frames)
@@ -101,7 +105,8 @@ class FeatureExtractor:
                 if progress is not None:
                     progress(sl.stop, n)
         finally:
-            batches.close()  # stops and joins the decode threads, closes their sources (also on error)
+            if batches is not None:
+                batches.close()  # stops and joins the decode threads, closes their sources (also on error)
             first.close()  # idempotent: normally the first worker has closed it already
         clip = clip_level(pooled_all)
         meta = VideoMeta(name=Path(path).stem, path=str(path), fps=info.fps, num_frames=info.num_frames,

@@ -82,8 +82,11 @@ class AnomalyModel(nn.Module):
         prepared = self.prepare(batch)
         logits, extras = self._member_logits(self.head, prepared)
         if len(self.more_members):  # a deep ensemble: each member's logits, and their mean as the score
-            members = torch.stack([logits, *(self._member_logits(m, prepared)[0] for m in self.more_members)])
+            others = [self._member_logits(m, prepared) for m in self.more_members]
+            members = torch.stack([logits, *(o[0] for o in others)])
             extras["member_logits"] = members  # (members, B, N): the trainer gives each member its own loss
+            if "degrees" in extras:  # (members, B, N): each member's fused-graph degrees, for its regulariser
+                extras["member_degrees"] = torch.stack([extras["degrees"], *(o[1]["degrees"] for o in others)])
             logits = members.mean(0)
         return AnomalyOutput(logits, torch.sigmoid(logits), batch.node_mask, extras)
 
