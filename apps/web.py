@@ -78,33 +78,30 @@ def _api_errors(fn: Callable) -> Callable:
     """For API clients: a failed request raises ``gr.Error`` with the one-line message (``AppError`` for them)."""
     import gradio as gr
 
+    def fail(message: str, exc: BaseException):
+        raise gr.Error(message, print_exception=False) from exc
+    return _on_error(fn, fail)
+
+
+def _on_error(fn: Callable, handle: Callable[[str, BaseException], object]) -> Callable:
+    """``fn`` with its errors turned into ``handle(one-line message, exception)``; unexpected errors (a bug, an odd
+    file) are logged too: that request fails, the server keeps serving."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (UserError, VadError) as exc:
-            raise gr.Error(error_message(exc), print_exception=False) from exc
-        except Exception as exc:  # a bug or an unexpected file: this request fails, the server keeps serving
+            return handle(error_message(exc), exc)
+        except Exception as exc:
             log.exception("request failed")
-            raise gr.Error(error_message(exc), print_exception=False) from exc
+            return handle(error_message(exc), exc)
     return wrapper
 
 
 def _ui_errors(cleared: Callable[[str], tuple]) -> Callable[[Callable], Callable]:
     """Turn an error of the handler into ``cleared(message)``: the message persists in the status area, the other
     outputs are emptied (no toast, no error badges); unexpected errors are logged too (the server keeps serving)."""
-    def decorate(fn: Callable) -> Callable:
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except (UserError, VadError) as exc:
-                return cleared(error_message(exc))
-            except Exception as exc:  # a bug or an unexpected file: this request fails, the server keeps serving
-                log.exception("request failed")
-                return cleared(error_message(exc))
-        return wrapper
-    return decorate
+    return lambda fn: _on_error(fn, lambda message, _exc: cleared(message))
 
 
 def status_error(message: str) -> str:

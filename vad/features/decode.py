@@ -25,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 
 from vad.features.motion import MotionConfig, MotionEncoder
-from vad.features.video import VideoSource
+from vad.features.video import VideoSource, read_snippets
 
 Batch = tuple  # (slice, frames (b, F, H, W, 3) uint8) or (slice, frames, motion (b, M) float32)
 
@@ -91,8 +91,7 @@ class _Worker:
         self.motion = MotionEncoder(motion) if motion is not None else None
 
     def batch(self, plan: np.ndarray, start: int, stop: int) -> Batch:
-        frames = self.source.read(plan[start:stop].reshape(-1))  # (b * F', H, W, 3)
-        frames = frames.reshape(stop - start, plan.shape[1], *frames.shape[1:])
+        frames = read_snippets(self.source, plan[start:stop])  # (b, F', H, W, 3)
         if self.motion is None:
             return slice(start, stop), frames
         return (slice(start, stop), *split_motion(frames, self.motion))

@@ -20,7 +20,7 @@ from vad.errors import VideoError
 from vad.features.inputs import VIDEO_EXTENSIONS, find_videos, path_problem
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "VideoSource", "SnippetConfig", "find_videos", "open_video",
-           "path_problem", "plan_snippets", "iter_snippet_frames", "decode_size"]
+           "path_problem", "plan_snippets", "iter_snippet_frames", "read_snippets", "decode_size"]
 
 
 
@@ -359,8 +359,13 @@ def iter_snippet_frames(
     source: VideoSource, plan: np.ndarray, batch_snippets: int
 ) -> Iterator[tuple[slice, np.ndarray]]:
     """Yield ``(snippet_slice, frames)`` batches, frames ``(b, F, H, W, 3)`` uint8, decoding only planned frames."""
-    n, f = plan.shape
+    n = plan.shape[0]
     for start in range(0, n, batch_snippets):
         stop = min(n, start + batch_snippets)
-        frames = source.read(plan[start:stop].reshape(-1))  # shape = [b * F, H, W, 3]
-        yield slice(start, stop), frames.reshape(stop - start, f, *frames.shape[1:])
+        yield slice(start, stop), read_snippets(source, plan[start:stop])
+
+
+def read_snippets(source: VideoSource, plan: np.ndarray) -> np.ndarray:
+    """The planned frames of some snippets, plan ``(b, F)`` -> frames ``(b, F, H, W, 3)`` uint8, in one read."""
+    frames = source.read(plan.reshape(-1))  # shape = [b * F, H, W, 3]
+    return frames.reshape(*plan.shape, *frames.shape[1:])
