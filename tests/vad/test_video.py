@@ -131,3 +131,15 @@ def test_real_footage_vtest():
         _, frames = next(iter_snippet_frames(src, plan, 4))
     assert frames.shape == (4, 2, 64, 86, 3)  # F = 2 frames per snippet by default
     assert frames.std() > 10  # real, varied content
+
+
+@pytest.mark.parametrize("short_side", [None, 48])
+def test_reopen_reads_the_same_frames_without_a_new_probe(video_file, short_side):
+    """A parallel decode worker's twin reader gives the original's frames, at the same size."""
+    with open_video(video_file, short_side=short_side) as source:
+        twin = source.reopen(threads=1)
+        try:
+            assert twin.info == source.info and twin.size == source.size
+            assert np.array_equal(twin.read([0, 5, 17]), source.read([0, 5, 17]))
+        finally:
+            twin.close()

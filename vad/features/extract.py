@@ -90,7 +90,7 @@ class FeatureExtractor:
             pooled_all = np.empty((n, f, self.backbone.embed_dim), np.float32)
             patch_all: np.ndarray | None = None
             motion_all: list[np.ndarray] = []
-            open_source = lambda: unused.pop() if unused else open_video(path, short_side, threads)  # noqa: E731
+            open_source = lambda: unused.pop() if unused else first.reopen(threads)  # noqa: E731
             batches = decoded_batches(open_source,
                                       decode_plan(plan, info.num_frames, cfg.motion), cfg.batch_snippets,
                                       cfg.motion_config if cfg.motion else None, workers, max(cfg.prefetch, 0))
@@ -107,7 +107,7 @@ class FeatureExtractor:
         finally:
             if batches is not None:
                 batches.close()  # stops and joins the decode threads, closes their sources (also on error)
-            first.close()  # idempotent: normally the first worker has closed it already
+            first.close()  # last (it owns an odd name's alias); idempotent: the first worker has closed it
         clip = clip_level(pooled_all)
         meta = VideoMeta(name=Path(path).stem, path=str(path), fps=info.fps, num_frames=info.num_frames,
                          snippet_len=cfg.snippets.snippet_len, backbone=self.backbone.name,

@@ -124,6 +124,24 @@ class VideoSource:
             return _resize_frames(self._reader.get_batch(indices).asnumpy(), self.size)
         return self._read_opencv(indices)
 
+    def reopen(self, threads: int = 0) -> VideoSource:
+        """Another reader of the same, already validated file at the same output size, without probing it again
+        (one per parallel decode worker; ``threads`` as in :func:`open_video`). The original keeps owning the
+        alias of an oddly named file, so close it last."""
+        if self.info.backend == "opencv":
+            import cv2
+
+            reader: object = cv2.VideoCapture(str(self._open_path))
+        else:
+            import decord
+
+            scaled = self.info.backend == "decord" and self.size is not None
+            reader = decord.VideoReader(str(self._open_path), ctx=decord.cpu(0), num_threads=threads,
+                                        **({"width": self.size[0], "height": self.size[1]} if scaled else {}))
+        twin = VideoSource(self.info, reader, self.size)
+        twin._open_path = self._open_path
+        return twin
+
     def _fall_back_to_opencv(self) -> bool:
         """Switch a decord source to OpenCV after a failed read; False if already OpenCV or OpenCV cannot open it."""
         if self.info.backend == "opencv":
