@@ -9,7 +9,7 @@ loaded through the normal ``--pretrained PATH`` path (:func:`vad.features.backbo
 mp4v, 320x240 like UCF-Crime) is extracted by :class:`vad.features.extract.FeatureExtractor` as ``vad extract``
 runs it: decode and optical flow in background threads, overlapped with the encoder, pinned host memory on
 CUDA. Per batch size (snippets per batch; frames per encoder call = that x F) and number of decode threads
-(1, and ``vad extract``'s auto choice: cores - 2, at most 8, on CUDA; 1 on CPU):
+(1, and ``vad extract``'s auto choice: torch threads - 2, at most 8, on CUDA; 1 on CPU):
 
 - ``frames_per_s``: encoded frames per second of the whole extraction (decode, flow, encode, all levels);
 - ``encoder_frames_per_s``: the bare ``Backbone.encode_frames`` (preprocess + ViT) on one batch of frames
@@ -106,6 +106,8 @@ def extraction(backbone, video: Path, batch_sizes: tuple[int, ...], repeats: int
                decode_workers: tuple[int, ...] = (1, 0)) -> tuple[list[dict], dict]:
     """Pipeline and bare-encoder throughput and memory peak for each batch size (snippets per batch) and number
     of decode threads (0: ``vad extract``'s auto choice), and the video's description."""
+    import torch
+
     from vad.features.decode import auto_decode_workers
     from vad.features.extract import ExtractConfig, FeatureExtractor
     from vad.features.video import SnippetConfig, open_video
@@ -114,7 +116,8 @@ def extraction(backbone, video: Path, batch_sizes: tuple[int, ...], repeats: int
         frames = source.read(range(min(source.info.num_frames, max(batch_sizes) * FRAMES_PER_SNIPPET)))
         info = source.info
     rows = []
-    threads = dict.fromkeys(w or auto_decode_workers(backbone.device.type) for w in decode_workers)  # unique
+    auto = auto_decode_workers(backbone.device.type, torch.get_num_threads())  # as vad extract chooses
+    threads = dict.fromkeys(w or auto for w in decode_workers)  # unique
     for batch, workers in ((b, w) for b in batch_sizes for w in threads):
         cfg = ExtractConfig(backbone=backbone.config, snippets=SnippetConfig(SNIPPET_LEN, FRAMES_PER_SNIPPET),
                             batch_snippets=batch, motion=motion, decode_workers=workers)

@@ -57,7 +57,7 @@ class ExtractConfig:
     snippets: SnippetConfig = field(default_factory=SnippetConfig)  # S and F
     batch_snippets: int = 32  # snippets decoded and encoded per batch (memory is bounded by one batch)
     prefetch: int = 2  # decoded batches queued ahead of the encoder (0: decode in the encoder's thread)
-    decode_workers: int = 0  # threads decoding (and computing flow) in parallel; 0 = auto (CUDA: cores - 2, <= 8)
+    decode_workers: int = 0  # threads decoding and computing flow; 0 = auto (CUDA: torch threads - 2, <= 8)
     prompts: tuple[str, ...] = DEFAULT_PROMPTS  # text prompts; the first is the normal class
     template: str = PROMPT_TEMPLATE  # how a prompt becomes a sentence for the text encoder
     motion: bool = True  # also compute the optical-flow motion level (N, M) from the decoded frames
