@@ -222,7 +222,8 @@ def _one_class_auc(dataset, bench_root: Path, device: str) -> float:
 def _score_examples(config: DemoConfig, bench, model_dir: Path, scores_dir: Path, gt, echo) -> list[Path]:
     """Score the first held-out test video of every class (hits and misses alike); each plot shows the
     ground-truth window beside the scores."""
-    from vad.engine.score import ScoreConfig, score_videos
+    from vad.engine.score import ScoreConfig
+    from vad.engine.score_job import score_videos
 
     first: dict[str, Path] = {}
     for v in bench.split("test"):

@@ -24,7 +24,7 @@ _EXPORTS = {
     "evaluate": "vad.engine.evaluate",
     "Scorer": "vad.engine.score",
     "ScoreConfig": "vad.engine.config",
-    "score_videos": "vad.engine.score",
+    "score_videos": "vad.engine.score_job",
     "LiveConfig": "vad.engine.live",
     "run_live": "vad.engine.live",
     "VadError": "vad.errors",

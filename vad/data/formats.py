@@ -1,6 +1,6 @@
 """Read the feature files other VAD projects publish into :class:`vad.VideoFeatures` (clip level only).
 
-Formats (DESIGN.md §4):
+Formats (docs/design.md §8):
 
 - ``rtfm``: one ``.npy`` per video, ``(T, C, D)`` with C = 10 crops (UCF, D = 2048 I3D) or 5 (XD); a list file of
   paths, abnormal videos first.

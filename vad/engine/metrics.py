@@ -1,4 +1,4 @@
-"""Frame-level VAD metrics as the community reports them (DESIGN.md §4): frame ROC-AUC over all test frames,
+"""Frame-level VAD metrics as the community reports them (docs/design.md §7): frame ROC-AUC over all test frames,
 average precision, AUC on abnormal videos only, false-alarm rate on normal videos, per-class AUC; and what an
 operator sees at the threshold: time to detect each event and false alarms, per class too.
 

@@ -3,7 +3,7 @@
 Ray Data reads the list of videos (one block per video, so work is handed out video by video); a pool of
 ``workers`` actors, each holding one loaded backbone (``gpus_per_worker`` GPUs apiece on a CUDA cluster), runs the
 local path's own per-video function (:func:`~vad.features.extract.extract_one`,
-:func:`~vad.engine.score.score_one`), which writes that video's files atomically where the local path would. The
+:func:`~vad.engine.score_job.score_one`), which writes that video's files atomically where the local path would. The
 driver alone writes the manifest / ``summary.csv``, after each video that comes back, so concurrent workers never
 touch it and a rerun after a crash does only the videos that are missing.
 
@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from vad.engine.config import INSTALL_HINT, EngineConfig
-from vad.engine.score import ScoreConfig, ScoreJob, ScoreOutcome, Scorer, ScoreReport, ScorerFacts, score_one
+from vad.engine.score import ScoreConfig, Scorer
+from vad.engine.score_job import ScoreJob, ScoreOutcome, ScoreReport, ScorerFacts, score_one
 from vad.errors import VadError
 from vad.features.extract import ExtractConfig, ExtractJob, ExtractReport, FeatureExtractor, VideoOutcome, extract_one
 from vad.features.store import TextFeatures
@@ -202,7 +203,7 @@ def extract_videos_ray(inputs: Sequence[str | os.PathLike], out_dir: str | os.Pa
 def score_videos_ray(inputs: Sequence[str | os.PathLike], model_dir: str | os.PathLike | None,
                      out_dir: str | os.PathLike, config: ScoreConfig, engine: EngineConfig,
                      progress: bool = True) -> ScoreReport:
-    """:func:`~vad.engine.score.score_videos` on Ray: same files, ``summary.csv`` and report."""
+    """:func:`~vad.engine.score_job.score_videos` on Ray: same files, ``summary.csv`` and report."""
     import_ray()
     job = ScoreJob(inputs, out_dir)
     model = None if model_dir is None else str(model_dir)

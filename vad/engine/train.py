@@ -1,6 +1,6 @@
 """Weakly supervised training (video-level labels only) with model selection on the validation split.
 
-Protocol (UCF-Crime / XD-Violence, DESIGN.md §4): every training video is resampled to a fixed number of
+Protocol (UCF-Crime / XD-Violence, docs/design.md §6): every training video is resampled to a fixed number of
 snippets by average pooling; a batch pairs normal and abnormal videos; a video's score is the mean of its top-k
 snippet scores (k = N // 16 + 1) and is trained with binary cross-entropy against the video label, plus RTFM's
 smoothness and sparsity terms on abnormal videos. The checkpoint kept is the one with the best validation

@@ -1,7 +1,7 @@
 """What differs between the three benchmarks: the files the community distributes, how a video's label is known,
 which reader turns the test ground truth into frame labels, and the headline metric.
 
-The formats (checked against the files the authors and the peer projects publish; DESIGN.md §8):
+The formats (checked against the files the authors and the peer projects publish; docs/design.md §8, benchmark layouts):
 
 - **UCF-Crime** (Sultani et al., CVPR 2018): ``Anomaly_Train.txt`` / ``Anomaly_Test.txt`` from the
   ``Anomaly_Detection_splits`` folder list ``Class/Name.mp4`` per line; the test ground truth is
