@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 from apps.cli import main
-from tests.conftest import write_video
+from tests.media import write_video
 
 
 def _args(ckpt):

@@ -2,7 +2,7 @@
 import json
 
 from apps.cli import main
-from tests.conftest import write_video
+from tests.media import write_video
 
 
 def test_fit_normal_then_eval_and_score(tmp_path, trained_inputs, capsys):

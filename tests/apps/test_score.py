@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from apps.cli import main
-from tests.conftest import write_video
+from tests.media import write_video
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ import cv2
 import pytest
 
 from apps.watch import add_watch_args, live_config_from_args, run_watch
-from tests.conftest import write_video
+from tests.media import write_video
 from tests.vad.engine.live_helpers import (
     free_port,
     needs_ffmpeg,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_video
+from tests.media import write_video
 
 pytest.importorskip("gradio")
 from gradio_client import Client, handle_file

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.conftest import write_video
+from tests.media import write_video
 
 FFMPEG = shutil.which("ffmpeg")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_video
 from tests.hostile.corpus import VIDEO_CASE_IDS
+from tests.media import write_video
 
 pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import write_video
-from tests.hostile.conftest import no_partial_files, run_cli
+from tests.hostile.cli_runner import no_partial_files, run_cli
 from tests.hostile.corpus import (
     ANNOTATIONS,
     FEATURE_DAMAGE,
@@ -21,6 +20,7 @@ from tests.hostile.corpus import (
     damage_model_dir,
     write_peer_corpus,
 )
+from tests.media import write_video
 
 FAST = ["--epochs", "1", "--num-snippets", "8", "--train.batch-size", "4", "--device", "cpu", "--hidden", "16"]
 

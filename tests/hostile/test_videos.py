@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import write_video
-from tests.hostile.conftest import no_partial_files, run_cli
+from tests.hostile.cli_runner import no_partial_files, run_cli
 from tests.hostile.corpus import VIDEO_CASE_IDS
+from tests.media import write_video
 from vad.io import one_line, printable
 
 CASE_IDS = VIDEO_CASE_IDS

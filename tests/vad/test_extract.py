@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from tests.conftest import opencv_doc_video, write_video
+from tests.media import opencv_doc_video, write_video
 from vad.errors import FeatureError, VadError
 from vad.features.extract import ExtractConfig, FeatureExtractor, extract_videos, read_prompt_file
 from vad.features.store import VideoFeatures, feature_path, load_feature_dir

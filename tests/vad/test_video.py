@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tests.conftest import opencv_doc_video, write_video
+from tests.media import opencv_doc_video, write_video
 from vad.errors import VideoError
 from vad.features.video import (
     SnippetConfig,

@@ -53,7 +53,7 @@ def _snippets(rng: np.random.Generator, abnormal: bool, t: int = 6, d: int = 16,
 
 def ucf_layout(root: Path) -> Path:
     """UCF-Crime as downloaded: videos in the zips' folders, the split lists, the temporal annotation file."""
-    from tests.conftest import write_video
+    from tests.media import write_video
 
     _write(root / "Anomaly_Detection_splits" / "Anomaly_Train.txt", "\n".join(UCF_TRAIN) + "\n")
     _write(root / "Anomaly_Detection_splits" / "Anomaly_Test.txt", "\n".join(UCF_TEST) + "\n")

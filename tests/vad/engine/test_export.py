@@ -11,7 +11,7 @@ pytest.importorskip("onnx")
 
 from apps.cli import main  # noqa: E402
 from fusion import LEGOConfig  # noqa: E402
-from tests.conftest import write_video  # noqa: E402
+from tests.media import write_video  # noqa: E402
 from vad.data.batch import FeatureBatch  # noqa: E402
 from vad.engine.export import OnnxModel, export_loaded, score_features_onnx  # noqa: E402
 from vad.errors import VadError  # noqa: E402

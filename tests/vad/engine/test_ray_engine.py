@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from apps.cli import main
-from tests.conftest import write_video
+from tests.media import write_video
 from vad.features.store import TextFeatures, VideoFeatures, load_manifest
 
 ROOT = Path(__file__).resolve().parents[3]
