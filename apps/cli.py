@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 
-from apps.cli_parser import VERBS, Run, UsageError, arg, parse, split_globals, verb
+from apps.cli_parser import VERBS, Run, UsageError, arg, name_flags, parse, split_globals, verb
 from vad.errors import VadError
 from vad.names import BENCHMARKS
 
@@ -45,15 +45,15 @@ TRAIN_SHORTCUTS = {"--epochs": "train.epochs", "--lr": "train.lr", "--patience":
                    "--attention": "model.attention"}
 
 
-def report_failures(failed: dict[str, str], notes: Sequence[str] = ()) -> int:
+def report_failures(run: Run, failed: dict[str, str], notes: Sequence[str] = ()) -> int:
     """Name each failed input on stderr (one line each), after the run's notes; the exit code for a run that
     finished."""
     from vad.io import one_line
 
     for note in notes:
-        print(f"vad: note: {one_line(note)}", file=sys.stderr)
+        print(f"vad: note: {one_line(name_flags(note, run.name))}", file=sys.stderr)
     for path, reason in failed.items():
-        shown, reason = one_line(path), one_line(reason)
+        shown, reason = one_line(path), one_line(name_flags(reason, run.name))
         print(f"vad: failed: {reason if shown in reason else f'{shown}: {reason}'}", file=sys.stderr)
     return EXIT_PARTIAL if failed else EXIT_OK
 
@@ -89,7 +89,7 @@ def _extract(run: Run) -> int:
         report = extract_videos(run.args.inputs, run.args.out, config, progress=not run.quiet)
     print(f"extract: {len(report.written)} written, {len(report.skipped)} already done, "
           f"{len(report.failed)} failed -> {report.out_dir}")
-    return report_failures(report.failed, getattr(report, "notes", ()))
+    return report_failures(run, report.failed, getattr(report, "notes", ()))
 
 
 @verb("train", "train the anomaly model with video-level labels",
@@ -114,7 +114,7 @@ def _train(run: Run) -> int:
     print(f"train: best epoch {result.best_epoch}, val {result.val_metric} {result.best_val:.4f}, "
           f"{result.model.num_parameters():,} parameters, {result.seconds_per_epoch:.2f} s/epoch -> {a.out}")
     print(f"train: threshold {stored_threshold(read_model_info(a.out)).description}")
-    return report_failures(getattr(result, "failed", {}), getattr(result, "notes", ()))
+    return report_failures(run, getattr(result, "failed", {}), getattr(result, "notes", ()))
 
 
 @verb("fit-normal", "fit a one-class model on normal videos only: no labels, thresholds from held-out videos",
@@ -163,7 +163,7 @@ def _eval(run: Run) -> int:
     out = a.out or f"{a.model}/eval-{a.split}.json"
     write_json_atomic(out, result.report.to_dict())
     print(f"eval: metrics written to {out}")
-    return report_failures(getattr(result, "failed", {}))
+    return report_failures(run, getattr(result, "failed", {}))
 
 
 @verb("score", "score videos: per-video frame scores (CSV), segments (JSON), plot; resumable",
@@ -188,7 +188,7 @@ def _score(run: Run) -> int:
     print(f"score: threshold {report.threshold}")
     print(f"score: {len(report.written)} scored, {len(report.skipped)} already done, {len(report.failed)} failed "
           f"-> {report.out_dir} (summary: {report.summary_path})")
-    return report_failures(report.failed, getattr(report, "notes", ()))
+    return report_failures(run, report.failed, getattr(report, "notes", ()))
 
 
 @verb("export", "export a trained model's scoring head to ONNX (one video, any number of snippets)", {},
@@ -238,7 +238,7 @@ def _benchmark(run: Run) -> int:
     anchors = ", ".join(f"{x['method']} {100 * x['value']:.2f}" for x in doc["anchors"])
     shown = "n/a" if ours is None else f"{100 * ours:.2f} %"
     print(f"benchmark: {doc['dataset']} {doc['metric']} {shown} (published: {anchors}) -> {result.markdown}")
-    return report_failures(result.failed, result.notes)
+    return report_failures(run, result.failed, result.notes)
 
 
 @verb("demo", "synth -> extract -> train -> eval -> score, on data it makes itself", {"": "apps.demo:DemoConfig"},
@@ -274,23 +274,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(found: set[str], argv: list[str]) -> int:
-    """:func:`main` inside the capture: parse, run the verb, turn errors into exit codes."""
+    """:func:`main` inside the capture: parse, run the verb, turn errors into exit codes. The settings library
+    messages name (`` `field` ``) are shown as this verb's flags."""
     from vad.io import one_line
 
+    verb_name = next((a for a in argv if a in VERBS), None)
     logging.basicConfig(level=logging.INFO if "verbose" in found else logging.WARNING, format="vad: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(lambda record: _flag_names(record, verb_name))
     try:
         name, ns, configs = parse(argv)
-        return VERBS[name].run(Run(ns, configs, quiet="quiet" in found))
+        return VERBS[name].run(Run(name, ns, configs, quiet="quiet" in found))
     except SystemExit as exc:  # --help, --version, --print-config
         return EXIT_OK if exc.code is None else exc.code if isinstance(exc.code, int) else EXIT_USAGE
     except (UsageError, VadError) as exc:
-        print(f"vad: error: {one_line(str(exc))}", file=sys.stderr)
+        print(f"vad: error: {one_line(name_flags(str(exc), verb_name))}", file=sys.stderr)
         for part in getattr(exc, "missing", ()):  # LayoutError: one line per missing part
-            print(f"vad: missing: {one_line(part)}", file=sys.stderr)
+            print(f"vad: missing: {one_line(name_flags(part, verb_name))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("vad: interrupted (finished outputs are kept; run again to resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _flag_names(record: logging.LogRecord, verb_name: str | None) -> bool:
+    """Logging filter: a library warning's setting names shown as the verb's flags (the record is kept)."""
+    message = record.getMessage()
+    if "`" in message:
+        record.msg, record.args = name_flags(message, verb_name), ()
+    return True
 
 
 if __name__ == "__main__":

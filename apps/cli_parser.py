@@ -8,15 +8,18 @@ and may stand before or after the verb.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from apps.cli_config import (
+    Option,
     add_options,
     build,
     cached_config_options,
     config_options,
+    flag,
     help_cache,
     load_class,
     normalize_argv,
@@ -24,6 +27,7 @@ from apps.cli_config import (
 )
 
 GLOBAL_FLAGS = {"-q": "quiet", "--quiet": "quiet", "-v": "verbose", "--verbose": "verbose"}
+FIELD_NAME = re.compile(r"`([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*)`")  # how library messages name a setting
 
 
 class UsageError(Exception):
@@ -34,6 +38,7 @@ class UsageError(Exception):
 class Run:
     """What a verb's handler gets."""
 
+    name: str  # the verb
     args: Any  # the verb's parsed namespace (its own arguments: paths, host, ...)
     configs: dict[str, Any]  # config key -> the config built from the command line ("" for a top-level config)
     quiet: bool  # -q: no progress bars
@@ -142,3 +147,39 @@ def parse(argv: list[str]) -> tuple[str, Any, dict[str, Any]]:
         except (TypeError, ValueError) as exc:
             raise UsageError(f"{key or cfg.command}: {exc} (see vad {cfg.command} --help)") from None
     return cfg.command, ns, configs
+
+
+def field_flags(name: str) -> dict[str, str]:
+    """Config field (``backbone.pretrained``) or argument (``labels``) of verb ``name`` -> the flag that sets it,
+    the short one where there is one."""
+    spec = VERBS[name]
+    flags = {}
+    for names, _ in spec.args:
+        long = next((f for f in names if f.startswith("--")), None)
+        if long:
+            flags[long[2:].replace("-", "_")] = long
+    for item in config_options(spec.configs):
+        if isinstance(item, Option):  # not a Group heading
+            flags[item.key] = flag(item.key)
+    flags.update({key: short for short, key in spec.shortcuts.items()})
+    return flags
+
+
+def name_flags(message: str, name: str | None) -> str:
+    """``message`` with each setting the library names in backquotes (`` `segments.threshold` ``, by config field
+    or argument) replaced by the flag that sets it in verb ``name``: the option of that key, or the flag of that
+    name, or the one option whose key ends with it; a name none of these finds is left as it is."""
+    if name not in VERBS or "`" not in message:
+        return message
+    flags = field_flags(name)
+
+    def replace(match: re.Match) -> str:
+        word = match.group(1)
+        if word in flags:
+            return flags[word]
+        if "--" + word.replace("_", "-") in flags.values():  # a short flag of the same name
+            return "--" + word.replace("_", "-")
+        ends = {f for key, f in flags.items() if key.endswith("." + word)}
+        return ends.pop() if len(ends) == 1 else match.group(0)
+
+    return FIELD_NAME.sub(replace, message)

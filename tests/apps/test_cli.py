@@ -246,3 +246,25 @@ def test_help_cache_follows_the_source(tmp_path, monkeypatch):
     again = cached_config_options({"": "cfgpkg.conf:Conf"}, cache)
     assert [o.key for o in again if isinstance(o, Option)] == ["size", "name"]
     assert again[-1].help == "what it is called"
+
+
+@pytest.mark.parametrize("verb, message, shown", [
+    ("score", "`runtime` onnx: not with `zero_shot`", "--runtime onnx: not with --zero-shot"),  # top-level fields
+    ("score", "`threshold` must be in [0, 1]", "--threshold must be in [0, 1]"),  # the one key ending with it
+    ("extract", "`pretrained` x: not found", "--pretrained x: not found"),  # a shortcut of that name
+    ("train", "`val_fraction` > 0; give `labels`", "--val-fraction > 0; give --labels"),  # the verb's own arguments
+    ("train", "`model.hidden`", "--hidden"),  # a config key with a shortcut
+    ("extract", "`vad extract` writes them; `no_such_field`", "`vad extract` writes them; `no_such_field`"),
+    (None, "`threshold` must be in [0, 1]", "`threshold` must be in [0, 1]"),  # no verb: nothing to map to
+])
+def test_library_setting_names_become_the_verbs_flags(verb, message, shown):
+    from apps.cli_parser import name_flags
+
+    assert name_flags(message, verb) == shown
+
+
+def test_a_library_error_reaches_the_user_with_the_verbs_flag(capsys):
+    """LiveConfig says `window`; `vad watch` shows --window, one line, exit 2."""
+    assert main(["watch", "--model", "m", "--source", "x.mp4", "--window", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vad: error: --window and --smoothing must be >= 1") and "`" not in err

@@ -2,6 +2,8 @@
 without the video, CLIP or UI stack."""
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +37,33 @@ def test_models_import_without_decoders_clip_or_ui():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "", f"import vad.models pulled in {result.stdout.strip()}"
+
+
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+")
+BUILDS_COMMAND_LINES = {Path("vad/engine/recipes/commands.py")}  # writes `vad ...` commands for the user to rerun
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    """ids of the docstring nodes of a module, its classes and functions (documentation may name flags)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def test_library_messages_name_settings_not_flags():
+    """The library names a setting by its config field in backquotes; ``apps/cli.py`` shows it as the verb's flag."""
+    offenders = []
+    for package in ("vad", "fusion", "graph4mm"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if path.relative_to(ROOT) in BUILDS_COMMAND_LINES:
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            docs = _docstrings(tree)
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:80]!r}" for node in ast.walk(tree)
+                          if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs
+                          and FLAG.search(node.value)]
+    assert not offenders, "library strings naming CLI flags:\n" + "\n".join(offenders)

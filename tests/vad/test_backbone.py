@@ -45,7 +45,7 @@ def test_uncached_tag_fails_fast_with_fix(monkeypatch):
     monkeypatch.setattr(bb, "_hub_reachable", lambda timeout=3.0: False)
     with pytest.raises(WeightsError) as err:
         load_backbone(BackboneConfig(name="ViT-B-32", pretrained="openai", device="cpu"))
-    assert "--pretrained random" in str(err.value) and "checkpoint" in str(err.value)
+    assert "or to random" in str(err.value) and "checkpoint" in str(err.value)
 
 
 def test_untrusted_pickle_checkpoint_is_refused(tmp_path):

@@ -131,8 +131,8 @@ def _vadgraph_records(ds: Dataset, features: Path, labels: str | os.PathLike | N
     """Fill ``ds`` from a ``vad extract`` directory and a labels CSV."""
     feats, ds.text = load_feature_dir(features, ds.failed)
     if labels is None:
-        raise VadError(f"{features}: vadgraph features need labels: pass --labels labels.csv "
-                       f"(columns name,label[,class][,split]) or a `vad synth` benchmark directory")
+        raise VadError(f"{features}: vadgraph features need labels: give a labels CSV (`labels`; columns "
+                       f"name,label[,class][,split]) or a `vad synth` benchmark directory (`benchmark`)")
     table = read_labels_csv(labels, default_split)
     missing = [n for n in table if n not in feats]
     if missing:
@@ -153,7 +153,7 @@ def _peer_records(ds: Dataset, features: Path, labels: str | os.PathLike | None,
     for item in items:
         label, cls, split = table.get(item.name, (item.label, item.cls or "", default_split))
         if label < 0:
-            raise VadError(f"{features}: cannot tell the label of video {item.name}; pass --labels")
+            raise VadError(f"{features}: cannot tell the label of video {item.name}; give a labels CSV (`labels`)")
         ds.records[item.name] = VideoRecord(item.features, label, cls or (NORMAL_CLASS if label == 0 else "Anomaly"),
                                             split)
 

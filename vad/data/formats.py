@@ -114,8 +114,8 @@ def _load_npy(path: Path, ndim: int, what: str) -> np.ndarray:
     if arr.ndim != ndim or 0 in arr.shape:
         hint = ""
         if ndim == 3 and arr.ndim == 2:
-            hint = ("; a 2-D file holds one crop (T, D): per-crop files are named <Name>__<k>.npy and read with "
-                    "--format urdmu")
+            hint = ("; a 2-D file holds one crop (T, D): per-crop files are named <Name>__<k>.npy and read as "
+                    "`format` urdmu")
         raise FeatureError(f"{path}: {what} features must have {ndim} non-empty dims, got shape {arr.shape}{hint}")
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise FeatureError(f"{path}: {what} features must be real numbers, got dtype {arr.dtype}")

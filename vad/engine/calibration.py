@@ -121,6 +121,6 @@ def stored_threshold(info: Mapping, given: float | None = None) -> Threshold:
     f1 = stored.get("f1")
     if f1 and "value" in f1:
         return Threshold(float(f1["value"]), "f1", f"{f1['value']:.4g} (calibrated: best validation F1)")
-    log.warning("this model stores no calibrated threshold (made before calibration): using %g; pass "
-                "--threshold to choose one", DEFAULT_THRESHOLD)
+    log.warning("this model stores no calibrated threshold (made before calibration): using %g; set "
+                "`segments.threshold` to choose one", DEFAULT_THRESHOLD)
     return Threshold(DEFAULT_THRESHOLD, "default", f"{DEFAULT_THRESHOLD:g} (default: the model stores none)")

@@ -32,7 +32,7 @@ def load_ground_truth(source: GroundTruthSource, records: list[VideoRecord], spl
         gt = read_synth_gt(source.benchmark, split)
     elif source.gt_npy:
         if not source.gt_list:
-            raise VadError("--gt needs --gt-list (the list file the gt-*.npy was built from)")
+            raise VadError("a gt-*.npy needs the list file it was built from (`gt_list`)")
         gt = read_gt_npy(source.gt_npy, source.gt_list, counts)
     elif source.annotations:
         gt = read_ucf_annotations(source.annotations, counts)
@@ -48,8 +48,8 @@ def load_ground_truth(source: GroundTruthSource, records: list[VideoRecord], spl
         elif r.label == 0:
             frames[r.name], classes[r.name] = np.zeros(counts[r.name], np.uint8), "Normal"
         else:
-            raise VadError(f"no frame ground truth for abnormal video {r.name} (pass --benchmark, --gt or "
-                           f"--annotations)")
+            raise VadError(f"no frame ground truth for abnormal video {r.name} (give a benchmark directory "
+                           f"(`benchmark`), a gt-*.npy with its list (`gt`, `gt_list`) or annotations (`annotations`))")
     return GroundTruth(frames, classes)
 
 

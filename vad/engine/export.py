@@ -171,7 +171,7 @@ class OnnxModel:
         n = features.num_snippets
         if self.max_snippets and n > self.max_snippets:
             raise VadError(f"{features.meta.name}: {n} snippets is over the {self.max_snippets} the ONNX model "
-                           f"scores (windowed LEGO is not exported); score it with --runtime torch")
+                           f"scores (windowed LEGO is not exported); score it with `runtime` torch")
         feed = {}
         for name in self.inputs:
             arr = getattr(features, name)

@@ -64,11 +64,11 @@ class LiveConfig:
 
     def __post_init__(self) -> None:
         if self.window < 1 or self.smoothing < 1:
-            raise VadError(f"--window and --smoothing must be >= 1, got {self.window}, {self.smoothing}")
+            raise VadError(f"`window` and `smoothing` must be >= 1, got {self.window}, {self.smoothing}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise VadError(f"--threshold must be in [0, 1], got {self.threshold}")
+            raise VadError(f"`threshold` must be in [0, 1], got {self.threshold}")
         if min(self.min_alert_s, self.pre_s, self.post_s) < 0:
-            raise VadError("--min-alert, --pre and --post must be >= 0")
+            raise VadError("`min_alert_s`, `pre_s` and `post_s` must be >= 0")
 
     def reader_config(self, snippets: SnippetConfig, short_side: int | None, pairs: bool = False) -> ReaderConfig:
         """The stream reader's share of these settings."""

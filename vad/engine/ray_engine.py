@@ -40,7 +40,7 @@ def import_ray() -> Any:
         import ray
         import ray.data  # noqa: F401 -- Ray Data is a separate extra of Ray
     except ImportError as exc:
-        raise VadError(f"--engine ray needs Ray Data, which is not installed ({exc.name or exc}): "
+        raise VadError(f"`engine.name` ray needs Ray Data, which is not installed ({exc.name or exc}): "
                        f"{INSTALL_HINT}") from None
     return ray
 
@@ -58,7 +58,7 @@ def ray_session(engine: EngineConfig) -> Iterator[Any]:
             ray.init(address=engine.address, log_to_driver=verbose,
                      logging_level=logging.INFO if verbose else logging.ERROR, **local)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise VadError(f"--address {engine.address}: cannot start or reach Ray ({one_line(str(exc), 200)})"
+            raise VadError(f"`engine.address` {engine.address}: cannot start or reach Ray ({one_line(str(exc), 200)})"
                            ) from None
     try:
         yield ray

@@ -77,9 +77,9 @@ class Scorer:
         from vad.features.backbone import resolve_device
 
         if config.runtime not in ("torch", "onnx"):
-            raise VadError(f"runtime must be torch or onnx, got {config.runtime!r}")
+            raise VadError(f"`runtime` must be torch or onnx, got {config.runtime!r}")
         if config.runtime == "onnx" and config.zero_shot:
-            raise VadError("--runtime onnx runs an exported trained model: not with --zero-shot")
+            raise VadError("`runtime` onnx runs an exported trained model: not with `zero_shot`")
         self.device = resolve_device(config.device)
         if config.zero_shot:
             from vad.engine.zeroshot import zero_shot_scorer_parts
@@ -89,16 +89,14 @@ class Scorer:
             self.model_id = "zero-shot:" + "|".join(self.loaded.prompts) + ":" + self.extractor.backbone.weights_id
         else:
             if model_dir is None:
-                raise VadError("no model: pass --model MODEL_DIR (or --zero-shot)")
+                raise VadError("no model: give a model directory (`model`), or score with `zero_shot`")
             self.model_dir = Path(model_dir)
             self.loaded = load_checkpoint(model_dir, self.device)
             self.extractor = _extractor_for(self.loaded, config, self.model_dir)
             self.threshold = stored_threshold(self.loaded.info, config.segments.threshold)
             self.model_id = _model_id(self.model_dir, self.extractor.backbone.weights_id)
         self.onnx = None
-        if config.runtime == "onnx":
-            if config.zero_shot:
-                raise VadError("--runtime onnx needs a trained model directory; zero-shot scoring runs in torch")
+        if config.runtime == "onnx":  # zero-shot was refused above
             from vad.engine.export import onnx_model_for
 
             self.onnx = onnx_model_for(self.model_dir)
@@ -203,12 +201,12 @@ def _extractor_for(loaded: LoadedModel, config: ScoreConfig, model_dir: Path):
                            f"cannot score raw videos; train on features from `vad extract` to use `vad score`")
     name = config.backbone or bb["name"]
     weights = config.pretrained or bb.get("weights", "")
-    source = "--pretrained" if config.pretrained else f"{model_dir / CONFIG} field backbone.weights"
+    source = "`pretrained`" if config.pretrained else f"{model_dir / CONFIG} field backbone.weights"
     if not config.pretrained:
         looks_like_file = os.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors"))
         if looks_like_file and not os.path.isfile(weights):
             raise WeightsError(f"{source}: the model was trained on {name} features from weights {weights}, "
-                               f"which are not on this machine; pass --pretrained PATH (the same weights)")
+                               f"which are not on this machine; set `pretrained` to a file of the same weights")
     elif weights != bb.get("weights"):
         log.warning("backbone weights %s differ from the ones the model was trained with (%s): scores are only "
                     "meaningful if they are the same weights", weights, bb.get("weights"))

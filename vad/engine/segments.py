@@ -23,9 +23,9 @@ class SegmentConfig:
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
-            raise VadError(f"--threshold must be in [0, 1], got {self.threshold}")
+            raise VadError(f"`threshold` must be in [0, 1], got {self.threshold}")
         if self.min_gap_s < 0 or self.min_length_s < 0:
-            raise VadError(f"--min-gap and --min-length must be >= 0, got {self.min_gap_s}, {self.min_length_s}")
+            raise VadError(f"`min_gap_s` and `min_length_s` must be >= 0, got {self.min_gap_s}, {self.min_length_s}")
 
     def frames(self, fps: float) -> tuple[int, int]:
         """``(min_gap, min_length)`` in frames at ``fps`` (at least 1 frame of length)."""

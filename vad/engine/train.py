@@ -43,7 +43,7 @@ from vad.models.config import ModelConfig
 
 log = logging.getLogger(__name__)
 FITTED_ARCHS = {"oneclass": "fit it on normal videos with `vad fit-normal`",
-                "zeroshot": "it needs no training: `vad score --zero-shot`"}
+                "zeroshot": "it needs no training: `vad score` scores zero-shot (`zero_shot`)"}
 
 
 @dataclass
@@ -163,7 +163,7 @@ class Trainer:
         if not self.train_set:
             raise VadError("no training videos (split 'train' is empty)")
         if not self.val_set:
-            raise VadError("no validation videos: model selection needs a val split (pass --val-fraction > 0)")
+            raise VadError("no validation videos: model selection needs a val split (`val_fraction` > 0)")
         if val_gt is None and len({r.label for r in self.val_set}) < 2:
             raise VadError(f"the val split holds only {'abnormal' if self.val_set[0].label else 'normal'} videos: "
                            f"model selection needs both normal and abnormal videos there (or frame ground truth)")

@@ -40,7 +40,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise WeightsError(f"--device {spec}: CUDA is not available on this machine (use --device cpu or auto)")
+        raise WeightsError(f"`device` {spec}: CUDA is not available on this machine (use cpu or auto)")
     return device
 
 
@@ -149,7 +149,7 @@ def random_seed(pretrained: str) -> int | None:
         try:
             return int(pretrained.split(":", 1)[1])
         except ValueError:
-            raise WeightsError(f"--pretrained {pretrained!r}: the seed after 'random:' must be an integer") from None
+            raise WeightsError(f"`pretrained` {pretrained!r}: the seed after 'random:' must be an integer") from None
     return None
 
 
@@ -169,14 +169,14 @@ def load_backbone(config: BackboneConfig) -> Backbone:
 
     register_model_configs()
     if config.name not in open_clip.list_models():
-        raise WeightsError(f"--backbone {config.name!r}: not an open_clip model name "
+        raise WeightsError(f"`backbone` {config.name!r}: not an open_clip model name "
                            f"(e.g. ViT-B-16, ViT-B-32, ViT-L-14, {TINY_MODEL})")
     device = resolve_device(config.device)
     pretrained = config.pretrained
     seed = random_seed(pretrained)
     if seed is not None:
         logging.getLogger(__name__).warning("using a RANDOM-initialised %s backbone (seed %d, asked for with "
-                                            "--pretrained %s): features carry no learned semantics",
+                                            "`pretrained` %s): features carry no learned semantics",
                                             config.name, seed, pretrained)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -194,10 +194,10 @@ def _create_with_weights(open_clip, name: str, pretrained: str) -> torch.nn.Modu
     known_tags = open_clip.list_pretrained_tags_by_model(name)
     looks_like_path = is_file or os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors"))
     if looks_like_path and not is_file:
-        raise WeightsError(f"--pretrained {pretrained}: checkpoint file not found")
+        raise WeightsError(f"`pretrained` {pretrained}: checkpoint file not found")
     if not is_file and pretrained not in known_tags:
-        raise WeightsError(f"--pretrained {pretrained!r}: not a checkpoint file nor an open_clip tag for {name} "
-                           f"(tags: {', '.join(known_tags) or 'none'}; or --pretrained random)")
+        raise WeightsError(f"`pretrained` {pretrained!r}: not a checkpoint file nor an open_clip tag for {name} "
+                           f"(tags: {', '.join(known_tags) or 'none'}; or random)")
     try:
         if is_file:
             return open_clip.create_model(name, pretrained=pretrained, weights_only=True, device="cpu")
@@ -206,13 +206,13 @@ def _create_with_weights(open_clip, name: str, pretrained: str) -> torch.nn.Modu
     except Exception as exc:
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
         if is_file:
-            raise WeightsError(f"--pretrained {pretrained}: cannot load this checkpoint into {name} "
+            raise WeightsError(f"`pretrained` {pretrained}: cannot load this checkpoint into {name} "
                                f"(untrusted pickles are refused; use .safetensors or a plain state dict): "
                                f"{first}") from exc
         raise WeightsError(
-            f"--pretrained {pretrained}: weights for {name} are not cached and cannot be downloaded here "
-            f"({first}). Fix: run once on a machine with internet to fill open_clip's cache, or pass "
-            f"--pretrained /path/to/checkpoint.safetensors, or --pretrained random for an untrained backbone."
+            f"`pretrained` {pretrained}: weights for {name} are not cached and cannot be downloaded here "
+            f"({first}). Fix: run once on a machine with internet to fill open_clip's cache, or set "
+            f"`pretrained` to /path/to/checkpoint.safetensors, or to random for an untrained backbone."
         ) from exc
 
 

@@ -180,7 +180,7 @@ class ExtractJob:
         cfg, manifest = self.config, self.manifest
         if manifest.get("weights") not in (None, weights_id):
             raise VadError(f"{self.out}: holds features from weights {manifest['weights']!r}, this run uses "
-                           f"{weights_id!r}; use another --out directory")
+                           f"{weights_id!r}; use another output directory")
         manifest.update(backbone=cfg.backbone.name, weights=weights_id, snippet_len=cfg.snippets.snippet_len,
                         frames_per_snippet=cfg.snippets.frames_per_snippet, patch_grid=cfg.backbone.patch_grid,
                         prompts=list(cfg.prompts))
@@ -266,4 +266,4 @@ def _check_same_backbone(manifest: dict, config: ExtractConfig, out: Path) -> No
         have = manifest.get(key)
         if have is not None and have != want:
             raise VadError(f"{out}: holds features with {key}={have}, this run asks for {want}; "
-                           f"use another --out directory")
+                           f"use another output directory")

@@ -238,7 +238,7 @@ def load_feature_dir(feat_dir: str | os.PathLike, failed: dict[str, str] | None 
         found = [p for p in (*root.glob("*.npz"), *(root / VIDEO_DIR).glob("*.npz")) if p.name != TEXT_FILE]
         names = sorted({p.stem for p in found})
     if not names:
-        raise FeatureError(f"{root}: no features in this directory (run `vad extract ... --out {root}`)")
+        raise FeatureError(f"{root}: no features in this directory (`vad extract` writes them)")
     feats = {}
     for name in names:
         path = find_feature_file(root, name)

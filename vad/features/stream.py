@@ -50,9 +50,9 @@ class ReaderConfig:
 
     def __post_init__(self) -> None:
         if self.when_behind not in WHEN_BEHIND:
-            raise VideoError(f"--when-behind must be one of {', '.join(WHEN_BEHIND)}, got {self.when_behind!r}")
+            raise VideoError(f"`when_behind` must be one of {', '.join(WHEN_BEHIND)}, got {self.when_behind!r}")
         if self.queue_snippets < 1:
-            raise VideoError(f"--queue must be >= 1, got {self.queue_snippets}")
+            raise VideoError(f"`queue_snippets` must be >= 1, got {self.queue_snippets}")
 
 
 @dataclass

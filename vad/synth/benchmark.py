@@ -55,7 +55,7 @@ class SynthConfig:
     def validate(self) -> None:
         """Raise :class:`SynthError` naming the first field that cannot work."""
         if self.videos < 6:
-            raise SynthError(f"synth: --videos must be >= 6 (each split needs normal and abnormal), got {self.videos}")
+            raise SynthError(f"synth: `videos` must be >= 6 (each split needs normal and abnormal), got {self.videos}")
         if self.width < 64 or self.height < 48 or self.width % 2 or self.height % 2:
             raise SynthError(f"synth: frame size must be even and >= 64x48, got {self.width}x{self.height}")
         if not 16 <= self.min_frames <= self.max_frames:

@@ -86,7 +86,7 @@ def test_windowed_lengths_are_refused_clearly(tmp_path):
     loaded = _loaded(EXPORTABLE["vadgraph"])
     onnx_model = OnnxModel(export_loaded(loaded, tmp_path / "m.onnx"))
     assert onnx_model.max_snippets == 256
-    with pytest.raises(VadError, match=r"300 snippets is over the 256.*windowed LEGO.*--runtime torch"):
+    with pytest.raises(VadError, match=r"300 snippets is over the 256.*windowed LEGO.*`runtime` torch"):
         onnx_model.scores(_video(300, seed=1))
     lego = LEGOConfig(P=2, Q=2, top_k=8, train_pair_sampling=False, mode="windowed")
     with pytest.raises(VadError, match="cannot export.*lego.mode=windowed"):

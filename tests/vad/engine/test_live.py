@@ -89,7 +89,7 @@ def test_config_rejects_bad_values(tmp_path):
         LiveConfig("x.mp4", threshold=1.5)
     with pytest.raises(VadError, match="no source"):
         run_live(LiveConfig(), BrightnessScorer())
-    with pytest.raises(VideoError, match="when-behind"):
+    with pytest.raises(VideoError, match="when_behind"):
         run_live(live_config(tmp_path, str(write_clip(tmp_path / "a.mp4", 1)), when_behind="later"),
                  BrightnessScorer())
     with pytest.raises(VideoError, match="not a webcam index"):

@@ -187,7 +187,7 @@ def find_inputs(recipe: Recipe, root: Path, names: list[str], source: str, featu
     if source in ("auto", "features"):
         folder = resolve(features or FEATURES_DIR, root)
         if not folder.is_dir():
-            problems.append(f"features: no folder {folder} (published features: pass --features DIR holding "
+            problems.append(f"features: no folder {folder} (published features: set `features` to a folder holding "
                             f"{FEATURE_FORMS})")
             return "", "", {}, problems
         feats = index_features(folder, skip)
