@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from vad.errors import VadError, WeightsError
+from vad.names import NORMAL_CLASS
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ def run_demo(out_dir: str | os.PathLike, config: DemoConfig = DemoConfig(), prog
     scores_dir = out / "scores"
     videos = _score_examples(config, bench, model_dir, scores_dir, gt, echo)
     steps.done("score")
-    video = next((v for v in videos if not v.stem.startswith("Normal")), videos[0])
+    video = next((v for v in videos if not v.stem.startswith(NORMAL_CLASS)), videos[0])
     name = video.stem
     plot, csv_path = scores_dir / f"{name}.png", scores_dir / f"{name}.scores.csv"
     echo(f"demo: plots  {scores_dir}/*.png  (green band: ground truth, red: flagged segments, labelled with "

@@ -27,14 +27,14 @@ import numpy as np
 from vad.errors import FeatureError
 from vad.features.store import VIDEO_DIR, VideoFeatures, VideoMeta
 from vad.io import read_csv_table, read_text
-from vad.names import MANIFEST_FILE
+from vad.names import MANIFEST_FILE, NORMAL_CLASS
 
 PEER_SNIPPET_LEN = 16  # frames per snippet in all three projects' published features
 Crop = Literal["mean"] | int  # "mean" over the crops, or one crop's index
 FORMATS = ("vadgraph", "rtfm", "urdmu", "vadclip")
 
 # XD-Violence label codes (in names "..._label_B2-0-0" and in VadCLIP's XD CSVs).
-XD_CLASSES = {"A": "Normal", "B1": "Fighting", "B2": "Shooting", "B4": "Riot", "B5": "Abuse",
+XD_CLASSES = {"A": NORMAL_CLASS, "B1": "Fighting", "B2": "Shooting", "B4": "Riot", "B5": "Abuse",
               "B6": "Car accident", "G": "Explosion"}
 
 _CROP_RE = re.compile(r"^(?P<name>.+?)__(?P<crop>\d+)$")
@@ -81,9 +81,9 @@ def infer_label_class(name: str) -> tuple[int, str]:
     m = re.search(r"_label_([A-Z0-9]+(?:-[A-Z0-9]+)*)", name)
     if m:
         code = m.group(1).split("-")[0]
-        return (0, "Normal") if code == "A" else (1, XD_CLASSES.get(code, code))
+        return (0, NORMAL_CLASS) if code == "A" else (1, XD_CLASSES.get(code, code))
     if name.lower().startswith("normal"):
-        return 0, "Normal"
+        return 0, NORMAL_CLASS
     m = re.match(r"^([A-Za-z]+)_?\d", name)
     if m:
         return 1, m.group(1)
@@ -97,7 +97,7 @@ def _label_from_text(text: str) -> tuple[int, str]:
     if code in XD_CLASSES:
         return int(code != "A"), XD_CLASSES[code]
     if text.lower().startswith("normal") or text == "0":
-        return 0, "Normal"
+        return 0, NORMAL_CLASS
     if text == "1":
         return 1, ""
     return 1, text
@@ -184,7 +184,7 @@ def _labels(items: list[tuple[int, str, Path, VideoFeatures]], num_abnormal: int
         label, cls = infer_label_class(name)
         if num_abnormal is not None:
             label = int(i < num_abnormal)
-            cls = cls if label else "Normal"
+            cls = cls if label else NORMAL_CLASS
         out.append(LabelledFeatures(feats, label, cls))
     return out
 

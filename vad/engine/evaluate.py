@@ -13,6 +13,7 @@ from vad.engine.inference import VideoScores, score_records
 from vad.engine.metrics import EvalReport, evaluate
 from vad.errors import VadError
 from vad.models.checkpoint import LoadedModel, load_checkpoint
+from vad.names import NORMAL_CLASS
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def load_ground_truth(source: GroundTruthSource, records: list[VideoRecord], spl
                 g = np.pad(g, (0, max(0, counts[r.name] - len(g))))[: counts[r.name]]
             frames[r.name], classes[r.name] = g, gt.classes.get(r.name, r.cls)
         elif r.label == 0:
-            frames[r.name], classes[r.name] = np.zeros(counts[r.name], np.uint8), "Normal"
+            frames[r.name], classes[r.name] = np.zeros(counts[r.name], np.uint8), NORMAL_CLASS
         else:
             raise VadError(f"no frame ground truth for abnormal video {r.name} (give a benchmark directory "
                            f"(`benchmark`), a gt-*.npy with its list (`gt`, `gt_list`) or annotations (`annotations`))")

@@ -13,6 +13,7 @@ from vad.engine.metrics import expand_to_frames
 from vad.errors import FeatureError
 from vad.features.store import VideoFeatures
 from vad.models.anomaly import AnomalyModel
+from vad.models.heads import text_affinity
 
 
 @dataclass
@@ -57,8 +58,7 @@ def prompt_match(features: VideoFeatures, text: np.ndarray | None) -> tuple[np.n
     similarity ``(N,)`` (None without prompts); the first prompt is the normal one."""
     if text is None or len(text) < 2:
         return np.full(features.num_snippets, -1, dtype=np.int64), None
-    clip = features.clip / np.maximum(np.linalg.norm(features.clip, axis=1, keepdims=True), 1e-12)
-    sims = clip @ (text / np.linalg.norm(text, axis=1, keepdims=True)).T  # shape = [N, K]
+    sims = text_affinity(torch.from_numpy(features.clip).float(), torch.from_numpy(text).float()).numpy()  # (N, K)
     best = sims[:, 1:].argmax(1) + 1
     return best.astype(np.int64), sims[np.arange(len(best)), best].astype(np.float32)
 

@@ -35,7 +35,7 @@ from vad.features.store import VideoFeatures
 from vad.models.config import ModelConfig
 from vad.models.heads import GraphFusionHead, MILMLPHead, MTNConcatHead
 from vad.models.oneclass import OneClassHead, ZeroShotHead
-from vad.names import VISUAL_LEVELS
+from vad.names import FEATURE_LEVELS, VISUAL_LEVELS
 
 
 @dataclass
@@ -166,7 +166,7 @@ class AnomalyModel(nn.Module):
     def extra_repr(self) -> str:
         c = self.config
         if c.arch == "oneclass":
-            sizes = ", ".join(f"{lvl} {self.head.memory(lvl).shape[0]}" for lvl in ("clip", "frame", "patch", "motion")
+            sizes = ", ".join(f"{lvl} {self.head.memory(lvl).shape[0]}" for lvl in FEATURE_LEVELS
                               if self.head.memory(lvl).shape[0])
             return f"memory {sizes or 'empty'}, k={c.memory.k}, graph terms {'on' if c.graph_terms.enabled else 'off'}"
         if c.arch == "zeroshot":

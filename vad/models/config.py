@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from fusion import LEGOConfig
 from graph4mm import HopDiffusedAttentionConfig, MMQFormerConfig
+from vad.names import ALL_LEVELS, VISUAL_LEVELS
 
 ARCHS = ("vadgraph", "mil_mlp", "mtn_concat", "oneclass", "zeroshot")
 READOUTS = ("relations", "propagate", "both")
@@ -76,7 +77,7 @@ class ModelConfig:
     motion_dim: int = 0  # M: width of the motion level (0 = the features have none)
     num_prompts: int = 0  # K: prompt embeddings the text level holds (0 = no text level)
     hidden: int = 64  # H: width of node representations
-    levels: tuple[str, ...] = ("clip", "frame", "patch", "text", "motion")  # feature levels the model reads
+    levels: tuple[str, ...] = VISUAL_LEVELS + ("text", "motion")  # feature levels the model reads
     own_levels: tuple[str, ...] = ("clip", "motion")  # levels a snippet's own evidence concatenates (LEGO, baselines)
     fusion: str = "lego"  # lego (relationship graphs fused by LEGO) | concat (ablation: concatenate every level)
     readout: str = "relations"  # LEGO read-out: relations (each snippet's row of G) | propagate (G X W) | both
@@ -109,7 +110,7 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be a positive integer, got {heads!r}")
         if self.hidden % self.hop.heads or self.hidden % self.mmq.heads:
             raise ValueError(f"ModelConfig.hidden={self.hidden} must be divisible by the attention heads")
-        unknown = [lvl for lvl in self.levels if lvl not in ("clip", "frame", "patch", "text", "motion")]
+        unknown = [lvl for lvl in self.levels if lvl not in ALL_LEVELS]
         if unknown:
             raise ValueError(f"ModelConfig.levels: unknown level(s) {unknown}")
         if self.arch == "zeroshot" and self.center:
