@@ -119,6 +119,7 @@ VIDEO_SPECS: list[tuple[str, str, str, str, Maker | None, bool]] = [
     ("fifo", "pipe.mp4", "fail", "a named pipe (opening it would block)", lambda p, r, g: os.mkfifo(p), False),
 ]
 VIDEO_CASE_IDS = ["baseline"] + [spec[0] for spec in VIDEO_SPECS]
+VIDEO_WEB_IDS = ["baseline"] + [spec[0] for spec in VIDEO_SPECS if spec[5]]  # those a browser can upload
 
 
 def build_videos(root: Path) -> list[Case]:
@@ -132,10 +133,55 @@ def build_videos(root: Path) -> list[Case]:
     return cases
 
 
+def _empty_dir(tmp: Path) -> Path:
+    (tmp / "nothing_here").mkdir()
+    return tmp / "nothing_here"
+
+
+NAMED_PATHS: dict[str, Callable[[Path, Path], Path]] = {
+    # case -> the path named on the `vad score` / `vad extract` command line, given (corpus folder, a temp folder);
+    # each must get its own `vad: failed:` line (exit 1), beside a good video that is scored
+    "dangling-link": lambda corpus, tmp: corpus / "dangling.mp4",
+    "link-loop": lambda corpus, tmp: corpus / "loop_a.mp4",
+    "dir-as-video": lambda corpus, tmp: corpus / "folder.mp4",
+    "fifo": lambda corpus, tmp: corpus / "pipe.mp4",
+    "absent": lambda corpus, tmp: tmp / "absent.mp4",
+    "empty-dir": lambda corpus, tmp: _empty_dir(tmp),
+    "glob-no-match": lambda corpus, tmp: tmp / "no_match_*.mp4",
+}
+
+STALE_PARTS = {  # case -> (temp file found in the output folder, {pid}: a live process's id; removed by the next run)
+    "dead-run": (".a.scores.csv.999999999.xyz.csv.part", True),
+    "no-pid-name": (".a.png.abc123.png.part", True),  # the name an older version gave its temp files
+    "live-run": (".a.png.{pid}.abc.png.part", False),  # another run writing there now: left alone
+}
+
+RESUME_CHANGES = {  # what changed since outputs were written to the folder -> the note `vad score` gives (None: kept)
+    "nothing": None,
+    "model": "a different model",
+    "settings": "different settings",
+    "content": "different video content",
+}
+
+
 # ------------------------------------------------------------------------------------------- feature files
 
 
 PEER_NAMES = [f"Abuse{i:03d}_x264" for i in range(4)] + [f"Normal_Videos_{i:03d}_x264" for i in range(6)]
+PEER_BAD_MEMBERS = {  # case -> (member of rtfm/bad.list, what it holds, words its `vad: failed:` line must have)
+    "nan": ("Abuse900_x264_i3d.npy", "NaN everywhere", "NaN or Inf"),
+    "inf": ("Abuse901_x264_i3d.npy", "Inf everywhere", "NaN or Inf"),
+    "2d": ("Abuse902_x264_i3d.npy", "2-D (T, D), not RTFM's (T, crops, D)", "2-D"),
+    "missing": ("Abuse903_x264_i3d.npy", "listed but not there", "not found"),
+    "garbage": ("Abuse904_x264_i3d.npy", "an .npy signature, then garbage", "not a readable .npy"),
+    "complex": ("Abuse905_x264_i3d.npy", "complex numbers", "real numbers"),
+}
+PEER_FORMATS = ("rtfm", "urdmu", "vadclip")  # clean sets: the default model trains and evaluates on each
+PEER_UNUSABLE = {  # `vad train --features` on these: exit 2, one line with each of the words
+    "rtfm-2d-only": ("Abuse902_x264_i3d.npy", "2-D", "--format urdmu"),
+    "rtfm-non-utf8-list": ("latin1.list:2", "not a UTF-8"),
+    "npy-as-list": ("validation",),
+}
 
 
 def write_peer_corpus(root: Path, dim: int = 16, snippets: int = 12) -> dict[str, Path]:
@@ -162,12 +208,13 @@ def write_peer_corpus(root: Path, dim: int = 16, snippets: int = 12) -> dict[str
     out["vadclip"].write_bytes(("\ufeffpath;label\r\n" + "".join(
         f"{n}__{k}.npy;{'Normal' if n.startswith('Normal') else 'Abuse'}\r\n" for n in names for k in range(2)))
         .encode("utf-8"))
-    np.save(rtfm / "Abuse900_x264_i3d.npy", np.full((snippets, 3, dim), np.nan, np.float32))
-    np.save(rtfm / "Abuse901_x264_i3d.npy", np.full((snippets, 3, dim), np.inf, np.float32))
-    np.save(rtfm / "Abuse902_x264_i3d.npy", feats(snippets, dim))  # 2-D: not RTFM's (T, crops, D)
-    (rtfm / "Abuse904_x264_i3d.npy").write_bytes(b"\x93NUMPY garbage")
-    np.save(rtfm / "Abuse905_x264_i3d.npy", (feats(snippets, 3, dim) * 1j).astype(np.complex64))
-    members = [f"Abuse90{i}_x264_i3d.npy" for i in range(6)]  # 903 does not exist
+    bad = {"nan": np.full((snippets, 3, dim), np.nan, np.float32), "2d": feats(snippets, dim),
+           "inf": np.full((snippets, 3, dim), np.inf, np.float32),
+           "complex": (feats(snippets, 3, dim) * 1j).astype(np.complex64)}
+    for case, array in bad.items():
+        np.save(rtfm / PEER_BAD_MEMBERS[case][0], array)
+    (rtfm / PEER_BAD_MEMBERS["garbage"][0]).write_bytes(b"\x93NUMPY garbage")  # "missing" is listed, never made
+    members = [member for member, _, _ in PEER_BAD_MEMBERS.values()]
     out["rtfm-bad-members"] = _lines(rtfm / "bad.list", [f"{n}_i3d.npy" for n in names] + members)
     out["rtfm-2d-only"] = _lines(rtfm / "flat.list", ["Abuse902_x264_i3d.npy"])
     out["rtfm-non-utf8-list"] = rtfm / "latin1.list"
@@ -269,6 +316,26 @@ ANNOTATIONS = {  # case -> (text appended to a valid annotation file, expected e
 
 # ------------------------------------------------------------------------------------------ model directories
 
+TEXT_KEY = "__text_embeddings__"  # the prompt embeddings a model directory stores beside the weights
+
+
+def _nan_into(tensors: dict, key: str) -> None:
+    tensors[key] = tensors[key].clone()
+    tensors[key].view(-1)[0] = float("nan")
+
+
+def _first_weight(tensors: dict) -> str:
+    """A floating-point model weight (not the prompt embeddings)."""
+    return next(k for k, v in tensors.items() if k != TEXT_KEY and v.is_floating_point() and v.numel() > 1)
+
+
+TENSOR_DAMAGE = {  # how -> edit of model.safetensors' tensors (in place)
+    "text-missing": lambda t: t.pop(TEXT_KEY),
+    "text-wrong-width": lambda t: t.update({TEXT_KEY: t[TEXT_KEY][:, :-2].contiguous()}),
+    "text-nan": lambda t: _nan_into(t, TEXT_KEY),
+    "weight-nan": lambda t: _nan_into(t, _first_weight(t)),
+}
+
 
 def damage_model_dir(src: Path, dst: Path, how: str) -> Path:
     """A copy of the model directory ``src`` damaged one way (see :data:`MODEL_DAMAGE`)."""
@@ -291,16 +358,9 @@ def damage_model_dir(src: Path, dst: Path, how: str) -> Path:
     elif how == "more-prompts":
         info["prompts"] = info["prompts"] + ["extra"]
         config.write_text(json.dumps(info))
-    elif how in ("text-missing", "weight-nan", "text-wrong-width"):
+    elif how in TENSOR_DAMAGE:
         tensors = load_file(str(weights))
-        if how == "text-missing":
-            tensors.pop("__text_embeddings__")
-        elif how == "text-wrong-width":
-            tensors["__text_embeddings__"] = tensors["__text_embeddings__"][:, :-2].contiguous()
-        else:
-            key = next(k for k, v in tensors.items() if v.is_floating_point() and v.numel() > 1)
-            tensors[key] = tensors[key].clone()
-            tensors[key].view(-1)[0] = float("nan")
+        TENSOR_DAMAGE[how](tensors)
         save_file(tensors, str(weights))
     elif how == "truncated-weights":
         weights.write_bytes(weights.read_bytes()[:200])
@@ -313,5 +373,5 @@ def damage_model_dir(src: Path, dst: Path, how: str) -> Path:
 
 
 MODEL_DAMAGE = ("hidden-abc", "heads-0", "unknown-level", "levels-string", "dropout-inf", "config-list",
-                "config-non-utf8", "more-prompts", "text-missing", "text-wrong-width", "weight-nan",
+                "config-non-utf8", "more-prompts", "text-missing", "text-wrong-width", "text-nan", "weight-nan",
                 "truncated-weights", "backbone-weights-gone")

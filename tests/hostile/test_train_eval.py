@@ -15,7 +15,10 @@ from tests.hostile.corpus import (
     FEATURE_DAMAGE,
     LABELS,
     MODEL_DAMAGE,
+    PEER_BAD_MEMBERS,
+    PEER_FORMATS,
     PEER_NAMES,
+    PEER_UNUSABLE,
     damage_feature_dir,
     damage_model_dir,
     write_peer_corpus,
@@ -67,7 +70,7 @@ def test_damaged_feature_dirs(how, trained_inputs, trained_model, tmp_path):
         assert ("text.npz" if how.startswith("text") else "manifest.json") in train.err
 
 
-@pytest.mark.parametrize("fmt", ["rtfm", "urdmu", "vadclip"])
+@pytest.mark.parametrize("fmt", PEER_FORMATS)
 def test_peer_formats_train_eval_score_with_defaults(fmt, peer, tmp_path):
     """The default model (all levels, prompts) on clip-only features without prompt embeddings."""
     features = peer[fmt]
@@ -99,22 +102,18 @@ def test_peer_lists_with_bad_members_train_on_the_rest(peer, tmp_path):
     run.assert_clean()
     assert run.code == 1 and (tmp_path / "m" / "config.json").is_file()
     failed = [ln for ln in run.lines() if ln.startswith("vad: failed:")]
-    assert len(failed) == 6, failed
-    for member, why in (("900", "NaN or Inf"), ("901", "NaN or Inf"), ("902", "2-D"), ("903", "not found"),
-                        ("904", "not a readable .npy"), ("905", "real numbers")):
-        line = next(ln for ln in failed if f"Abuse{member}_x264" in ln)
+    assert len(failed) == len(PEER_BAD_MEMBERS), failed
+    for member, _, why in PEER_BAD_MEMBERS.values():
+        line = next(ln for ln in failed if member.removesuffix("_i3d.npy") in ln)
         assert why in line, line
 
 
-@pytest.mark.parametrize("case,needles", [
-    ("rtfm-2d-only", ("Abuse902_x264_i3d.npy", "2-D", "--format urdmu")),
-    ("rtfm-non-utf8-list", ("latin1.list:2", "not a UTF-8")),
-    ("npy-as-list", ("validation",)),
-])
-def test_unusable_peer_inputs(case, needles, peer, tmp_path):
+@pytest.mark.parametrize("case", list(PEER_UNUSABLE))
+def test_unusable_peer_inputs(case, peer, tmp_path):
     run = run_cli("train", "--features", str(peer[case]), "--out", str(tmp_path / "m"), *FAST)
     assert run.code == 2
-    _one_error(run, *needles)
+    _one_error(run, *PEER_UNUSABLE[case])
+    assert not (tmp_path / "m").exists()
 
 
 @pytest.mark.parametrize("case", sorted(LABELS))
@@ -162,14 +161,23 @@ def test_damaged_model_dirs(how, trained_inputs, trained_model, tmp_path):
         assert run.code == 2
         _one_error(run, "config.json field backbone.weights", "--pretrained")
         return
-    run = run_cli("eval", "--model", str(model), "--features", str(feats), "--benchmark", str(bench))
-    assert run.code == 2, run.err
-    where = {"text-missing": "model.safetensors", "text-wrong-width": "model.safetensors",
-             "weight-nan": "model.safetensors", "truncated-weights": "model.safetensors"}.get(how, "config.json")
+    where = "model.safetensors" if how.startswith(("text-", "weight-", "truncated-")) else "config.json"
     field = {"hidden-abc": "hidden", "heads-0": "heads", "unknown-level": "sound", "levels-string": "levels",
              "dropout-inf": "dropout", "more-prompts": "prompts", "text-missing": "num_prompts",
-             "text-wrong-width": "feature_dim", "weight-nan": "NaN", "config-non-utf8": "UTF-8"}.get(how, "")
+             "text-wrong-width": "feature_dim", "text-nan": "'__text_embeddings__' holds NaN",
+             "weight-nan": "NaN", "config-non-utf8": "UTF-8"}.get(how, "")
+    run = run_cli("eval", "--model", str(model), "--features", str(feats), "--benchmark", str(bench),
+                  "--out", str(tmp_path / "eval.json"))
+    assert run.code == 2, run.err
     _one_error(run, where, field)
+    assert not (tmp_path / "eval.json").exists()
+    if how == "weight-nan":  # scoring refuses it too (it once scored every frame NaN, exit 0, NaN in the JSON)
+        assert "'__text_embeddings__'" not in run.err  # a model weight, not the prompt embeddings
+        video = write_video(tmp_path / "v.mp4", num_frames=16)
+        run = run_cli("score", str(video), "--model", str(model), "--out", str(tmp_path / "o"), "--device", "cpu")
+        assert run.code == 2
+        _one_error(run, where, field)
+        assert not (tmp_path / "o" / "v.segments.json").exists()
 
 
 def test_copied_model_dir_finds_its_backbone_weights(trained_model, tiny_checkpoint, tmp_path):

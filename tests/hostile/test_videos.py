@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.hostile.cli_runner import no_partial_files, run_cli
-from tests.hostile.corpus import VIDEO_CASE_IDS
+from tests.hostile.corpus import NAMED_PATHS, RESUME_CHANGES, VIDEO_CASE_IDS
 from tests.media import write_video
 from vad.io import one_line, printable
 
@@ -53,6 +52,10 @@ def test_score_batch_is_clean(score_run):
     assert not no_partial_files(out)
     # every input has a row (two files of one stem share one), and loop_b.mp4 too (the loop's other half)
     assert len(summary) == len(cases)
+    # nothing stray: the summary, and the three outputs of each input scored
+    ok = {c.path.stem for c in cases.values() if c.expect == "ok"}
+    assert {p.name for p in out.iterdir()} == {"summary.csv"} | {f"{stem}{ext}" for stem in ok
+                                                                 for ext in (".scores.csv", ".segments.json", ".png")}
 
 
 @pytest.mark.parametrize("case_id", CASE_IDS)
@@ -99,6 +102,10 @@ def test_extract_batch_is_clean(extract_run):
     assert TextFeatures.load(out / "text.npz").prompts == text.prompts and len(text.prompts) == 14
     assert isinstance(manifest["videos"], dict) and feats["text"].num_snippets >= 1
     assert (out / "videos" / "text.npz").is_file() and (out / "videos" / "manifest.npz").is_file()
+    # nothing stray: the run's two files, and one feature file per input extracted
+    assert {p.name for p in out.iterdir()} == {"manifest.json", "text.npz", "videos"}
+    assert {p.name for p in (out / "videos").iterdir()} == {f"{c.path.stem}.npz" for c in cases.values()
+                                                            if c.expect == "ok"}
 
 
 @pytest.mark.parametrize("case_id", CASE_IDS)
@@ -118,71 +125,60 @@ def test_extract_each_input(extract_run, case_id):
         assert entry["status"] == "failed" and len(failures) == 1, (case.why, run.lines())
 
 
-def test_paths_named_on_the_command_line_are_each_reported(video_corpus, trained_model, tmp_path):
+@pytest.mark.parametrize("command", ["score", "extract"])
+def test_paths_named_on_the_command_line_are_each_reported(command, video_corpus, trained_model, tiny_checkpoint,
+                                                           tmp_path):
     folder, _ = video_corpus
     good = write_video(tmp_path / "good.mp4", num_frames=16)
-    empty_dir = tmp_path / "nothing_here"
-    empty_dir.mkdir()
-    named = [folder / "dangling.mp4", folder / "loop_a.mp4", folder / "folder.mp4", tmp_path / "absent.mp4",
-             empty_dir]
-    run = run_cli("score", str(good), *map(str, named), str(tmp_path / "no_match_*.mp4"), "--model",
-                  str(trained_model), "--out", str(tmp_path / "out"), "--device", "cpu")
+    named = {case: make(folder, tmp_path) for case, make in NAMED_PATHS.items()}
+    out = tmp_path / "out"
+    options = (["--model", str(trained_model)] if command == "score" else
+               ["--backbone", "vadgraph-tiny-ViT", "--pretrained", str(tiny_checkpoint), "--snippet-len", "8"])
+    run = run_cli(command, str(good), *map(str, named.values()), "--out", str(out), "--device", "cpu", *options)
     run.assert_clean()
     assert run.code == 1
     failed = [ln for ln in run.lines() if ln.startswith("vad: failed:")]
-    for path in named + [tmp_path / "no_match_*.mp4"]:
-        assert len(_failures(run, path)) == 1, (path, failed)
-    assert (tmp_path / "out" / "good.scores.csv").is_file()
+    assert len(failed) == len(named), failed
+    for case, path in named.items():
+        assert len(_failures(run, path)) == 1, (case, failed)
+    assert (out / ("good.scores.csv" if command == "score" else "videos/good.npz")).is_file()
 
 
-def test_resume_keys_on_video_model_and_settings(trained_model, tmp_path):
+@pytest.mark.parametrize("change", list(RESUME_CHANGES))
+def test_resume_keys_on_video_model_and_settings(change, trained_model, tmp_path):
+    """A second `vad score` into the same folder keeps the outputs still valid; where the video, the model or the
+    settings changed, it scores again and says which."""
     from safetensors.torch import load_file, save_file
 
     videos = tmp_path / "in"
     videos.mkdir()
     write_video(videos / "a.mp4", num_frames=16, seed=1)
     write_video(videos / "b.mp4", num_frames=16, seed=2)
-    out = tmp_path / "out"
-    args = ["score", str(videos), "--out", str(out), "--device", "cpu"]
+    args = ["score", str(videos), "--out", str(tmp_path / "out"), "--device", "cpu"]
     assert run_cli(*args, "--model", str(trained_model)).code == 0
-    again = run_cli(*args, "--model", str(trained_model))
-    assert again.code == 0 and "2 already done" in again.out and not again.lines()
-
-    other = tmp_path / "other_model"
-    shutil.copytree(trained_model, other)
-    tensors = load_file(str(other / "model.safetensors"))
-    key = next(k for k, v in tensors.items() if v.is_floating_point() and k.endswith("weight"))
-    tensors[key] = tensors[key] + 0.5
-    save_file(tensors, str(other / "model.safetensors"))
-    run = run_cli(*args, "--model", str(other))
-    assert run.code == 0 and "2 scored" in run.out
-    assert sum("scoring again" in ln and "different model" in ln for ln in run.lines()) == 2
+    model, extra = trained_model, []
+    if change == "model":  # the same architecture, other weights
+        model = tmp_path / "other_model"
+        shutil.copytree(trained_model, model)
+        tensors = load_file(str(model / "model.safetensors"))
+        key = next(k for k, v in tensors.items() if v.is_floating_point() and k.endswith("weight"))
+        tensors[key] = tensors[key] + 0.5
+        save_file(tensors, str(model / "model.safetensors"))
+    elif change == "settings":
+        extra = ["--threshold", "0.7"]
+    elif change == "content":  # same name, other frames
+        write_video(videos / "a.mp4", num_frames=16, seed=9)
+    run = run_cli(*args, "--model", str(model), *extra)
     run.assert_clean()
-
-    run = run_cli(*args, "--model", str(other), "--threshold", "0.7")
-    assert "different settings" in run.err and "threshold=0.7" in run.err
-
-    write_video(videos / "a.mp4", num_frames=16, seed=9)  # same name, other content
-    run = run_cli(*args, "--model", str(other), "--threshold", "0.7")
-    assert "1 scored" in run.out and "a: scoring again: its outputs were made with different video content" in run.err
-
-
-def test_stale_temp_files_of_dead_runs_are_removed_and_modes_follow_umask(trained_model, tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    dead = out / ".a.scores.csv.999999999.xyz.csv.part"
-    legacy = out / ".a.png.abc123.png.part"
-    live = out / f".a.png.{os.getppid()}.abc.png.part"
-    for p in (dead, legacy, live):
-        p.write_text("half")
-    write_video(tmp_path / "a.mp4", num_frames=16)
-    old = os.umask(0o027)
-    try:
-        run = run_cli("score", str(tmp_path / "a.mp4"), "--model", str(trained_model), "--out", str(out),
-                      "--device", "cpu")
-    finally:
-        os.umask(old)
     assert run.code == 0
-    assert not dead.exists() and not legacy.exists() and live.exists()
-    for name in ("a.scores.csv", "a.segments.json", "a.png", "summary.csv"):
-        assert (out / name).stat().st_mode & 0o777 == 0o640, name
+    notes = [ln for ln in run.lines() if ln.startswith("vad: note:")]
+    if RESUME_CHANGES[change] is None:
+        assert "0 scored, 2 already done" in run.out and not run.lines()
+    elif change == "content":
+        assert "1 scored, 1 already done" in run.out
+        assert notes == [f"vad: note: a: scoring again: its outputs were made with {RESUME_CHANGES[change]}"]
+    else:
+        assert "2 scored, 0 already done" in run.out and len(notes) == 2
+        assert all(f"scoring again: its outputs were made with {RESUME_CHANGES[change]}" in n for n in notes), notes
+    if change == "settings":
+        assert all("threshold=0.7" in n for n in notes), notes

@@ -23,6 +23,7 @@ import numpy as np
 
 from vad.engine.alerts import iso_time
 from vad.features.video import decode_size
+from vad.io import file_mode
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,7 @@ class ClipRecorder:
             self._drop(rec, "no frames of the alert were held in the ring buffer")
             return
         rec.writer.release()
+        os.chmod(rec.tmp, file_mode())  # mkstemp made it 0600: the clip gets the umask's mode
         os.replace(rec.tmp, rec.path)
         self.clips.append(rec.path)
         fps = self.ring.fps or 25.0

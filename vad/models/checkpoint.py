@@ -16,7 +16,7 @@ import torch
 
 from vad.data.dataset import Dataset
 from vad.errors import WeightsError
-from vad.io import atomic_path, read_json_object, write_json_atomic
+from vad.io import atomic_path, clean_stale_parts, read_json_object, write_json_atomic
 from vad.models.anomaly import AnomalyModel
 from vad.models.config import ModelConfig
 from vad.names import ALL_LEVELS
@@ -54,6 +54,7 @@ def save_checkpoint(out_dir: str | os.PathLike, model: AnomalyModel, dataset: Da
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    clean_stale_parts(out)  # temp files of a training run that was killed while writing here
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
     if dataset.text is not None:
         tensors[TEXT_KEY] = torch.from_numpy(np.ascontiguousarray(dataset.text.embeddings))
