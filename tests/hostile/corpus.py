@@ -55,6 +55,15 @@ def _truncated_mp4(p: Path, root: Path, _good: Path) -> None:
     whole.unlink()
 
 
+def _joined_ts(p: Path, root: Path, _good: Path) -> None:
+    """Two MPEG-TS recordings joined with ``cat``: the timestamps restart halfway (decord would interleave them)."""
+    first = _ffmpeg(root / ".a.ts", *_src(seconds=2), *X264)
+    second = _ffmpeg(root / ".b.ts", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=2", *X264)
+    p.write_bytes(first.read_bytes() + second.read_bytes())
+    first.unlink()
+    second.unlink()
+
+
 def _loop(p: Path, root: Path, _good: Path) -> None:
     p.symlink_to("loop_b.mp4")
     (root / "loop_b.mp4").symlink_to(p.name)
@@ -84,6 +93,8 @@ VIDEO_SPECS: list[tuple[str, str, str, str, Maker | None, bool]] = [
     ("vfr", "vfr.mp4", "ok", "variable frame rate: 30 fps for 2 s, then 7.5 fps",
      lambda p, r, g: _ffmpeg(p, "-f", "lavfi", "-i", "testsrc=size=64x48:rate=30:duration=4,"
                              "setpts='if(lt(T,2),PTS,2/TB+(PTS-2/TB)*4)'", "-fps_mode", "vfr", *X264), True),
+    ("joined-ts", "joined.ts", "ok", "two MPEG-TS files joined: timestamps restart (read in file order)",
+     _joined_ts, True),
     *[(f"named-{stem}", f"{stem}.mp4", "ok", f"a good video called {stem}.mp4",
        lambda p, r, g, s=stem: write_video(p, num_frames=16, seed=len(s)), True)
       for stem in ("text", "manifest", "summary", "videos", "config")],  # the run's own file names

@@ -81,6 +81,8 @@ def test_score_each_input(score_run, case_id):
         if case_id == "vfr":  # 60 frames at 30 fps, then 7.5 fps: frame 60 starts at 2 s, not 60 / avg fps
             assert times[60] == pytest.approx(2.0, abs=0.01) and times[61] == pytest.approx(2.133, abs=0.01)
             assert doc["variable_frame_rate"] and doc["duration_s"] == pytest.approx(10.0, abs=0.2)
+        if case_id == "joined-ts":  # 2 s + 2 s at 10 fps, in file order: not 40 frames squeezed into 2 s
+            assert doc["num_frames"] == 40 and doc["duration_s"] == pytest.approx(4.0, abs=0.05)
     elif case_id == "clash-second":  # its stem's outputs belong to clash.avi; its row too
         assert len(failures) == 1 and row["path"].endswith("clash.avi")
     else:

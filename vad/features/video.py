@@ -6,6 +6,7 @@ batches of snippets, so memory is bounded by one batch whatever the video's leng
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 import shutil
@@ -17,7 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from vad.errors import VideoError
+from vad.features.diagnose import diagnose, first_line
 from vad.features.inputs import VIDEO_EXTENSIONS, find_videos, path_problem
+
+log = logging.getLogger(__name__)
 
 __all__ = ["VIDEO_EXTENSIONS", "VideoInfo", "VideoSource", "SnippetConfig", "find_videos", "open_video",
            "path_problem", "plan_snippets", "iter_snippet_frames", "read_snippets", "decode_size"]
@@ -111,7 +115,7 @@ class VideoSource:
         except Exception as exc:
             raise VideoError(
                 f"{self.info.path}: decoding failed near frame {indices[0]} (truncated or corrupt: "
-                f"{_first_line(exc)})"
+                f"{first_line(exc)})"
             ) from exc
         if frames.shape[0] != len(indices):
             raise VideoError(f"{self.info.path}: got {frames.shape[0]} frames for {len(indices)} requested (truncated)")
@@ -247,12 +251,27 @@ def _open_any(p: Path, target: Path, short_side: int | None, threads: int = 0) -
         return _open_decord(target, short_side, threads)
     except VideoError as exc:
         raise VideoError(str(exc).replace(str(target), str(p))) from None
+    except _OutOfOrder as exc:  # decord would interleave the pieces: OpenCV reads in file order
+        source = _open_opencv(target, short_side, exc.num_frames, exc.fps)
+        if source is None:
+            raise VideoError(f"{p}: its frame timestamps restart (e.g. MPEG-TS files joined together), so frames "
+                             f"cannot be read in order; remux it (ffmpeg -i IN -c copy OUT.mp4)") from None
+        log.info("%s: frame timestamps restart; read in file order with OpenCV", p)
+        return source
     except Exception as exc:  # decord raises DECORDError / RuntimeError with ffmpeg's message
-        decord_reason = _first_line(exc)
+        decord_reason = first_line(exc)
     source = _open_opencv(target, short_side)
     if source is not None:
         return source
-    raise VideoError(f"{p}: {_diagnose(p, decord_reason)}")
+    raise VideoError(f"{p}: {diagnose(p, decord_reason)}")
+
+
+class _OutOfOrder(Exception):
+    """decord's frame index is not in presentation order: its timestamps repeat or go back (joined streams)."""
+
+    def __init__(self, num_frames: int, fps: float) -> None:
+        super().__init__(f"{num_frames} frames, timestamps not increasing")
+        self.num_frames, self.fps = num_frames, fps
 
 
 def _open_decord(p: Path, short_side: int | None, threads: int = 0) -> VideoSource:
@@ -279,98 +298,56 @@ def _open_decord(p: Path, short_side: int | None, threads: int = 0) -> VideoSour
             except Exception:  # ...unless this decord build rejects that size: decode native, resize after
                 backend = "decord+resize"
     fps = fps if fps > 0 else 25.0
-    info = VideoInfo(str(p), num_frames, fps, int(width), int(height), backend, _vfr_timestamps(probe, num_frames, fps))
+    times = _frame_times(probe, num_frames)
+    if times is not None and (np.diff(times) <= 0).any():
+        raise _OutOfOrder(num_frames, fps)
+    info = VideoInfo(str(p), num_frames, fps, int(width), int(height), backend, _vfr_timestamps(times, fps))
     return VideoSource(info, reader, size)
 
 
-def _vfr_timestamps(reader, num_frames: int, fps: float) -> np.ndarray | None:
-    """Each frame's start time from the container when the frame rate varies (None when constant or unknown)."""
+def _frame_times(reader, num_frames: int) -> np.ndarray | None:
+    """Each frame's start time as the container gives it, in decord's frame order (None when unknown)."""
     try:
         ts = np.asarray(reader.get_frame_timestamp(range(num_frames)), dtype=np.float64)[:, 0]
     except Exception:  # noqa: BLE001 -- a container without usable timestamps: constant rate is assumed
         return None
-    if len(ts) != num_frames or num_frames < 2 or not np.isfinite(ts).all() or (np.diff(ts) < 0).any():
+    if len(ts) != num_frames or num_frames < 2 or not np.isfinite(ts).all():
         return None
-    ts = ts - ts[0]
+    return ts
+
+
+def _vfr_timestamps(times: np.ndarray | None, fps: float) -> np.ndarray | None:
+    """``times`` from 0 when the frame rate varies; None when it is constant (or the times are unknown)."""
+    if times is None:
+        return None
+    num_frames = len(times)
+    ts = times - times[0]
     if np.abs(ts - np.arange(num_frames) / fps).max() <= 0.5 / fps:
         return None
     return ts
 
 
-def _open_opencv(p: Path, short_side: int | None) -> VideoSource | None:
+def _open_opencv(p: Path, short_side: int | None, num_frames: int | None = None, fps: float | None = None
+                 ) -> VideoSource | None:
+    """``p`` through OpenCV; ``num_frames`` / ``fps`` when known better than the container's estimate (decord's
+    count of a joined stream); None when OpenCV cannot read a first frame."""
     import cv2
 
     cap = cv2.VideoCapture(str(p))
     if not cap.isOpened():
         return None
-    num_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    num_frames = num_frames or int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
     ok, first = cap.read()
     if not ok or num_frames <= 0:
         cap.release()
         return None
-    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    cap.release()  # start again from frame 0 by reopening: seeking back breaks some streams (joined MPEG-TS)
+    cap = cv2.VideoCapture(str(p))
     height, width = first.shape[:2]
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    fps = fps or float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     size = decode_size(width, height, short_side) if short_side is not None else None
     info = VideoInfo(str(p), num_frames, fps if fps > 0 else 25.0, int(width), int(height), "opencv")
     return VideoSource(info, cap, size)
-
-
-def _diagnose(p: Path, decoder_message: str) -> str:
-    """A one-line reason why neither backend could open ``p`` (decoders only say "error reading")."""
-    with open(p, "rb") as fh:
-        head = fh.read(4096)
-    msg = decoder_message.lower()
-    if _looks_like_text(head):
-        return "not a video (the file holds text)"
-    if "video stream" in msg:
-        return "no video stream (audio-only or data file)"
-    container = _sniff_container(head)
-    if container == "MP4/MOV" and not _file_contains(p, b"moov"):
-        return "truncated MP4/MOV: no 'moov' index (the recording or download was cut off)"
-    if container:
-        return f"corrupt or truncated {container} file (no decodable video stream)"
-    return "not a video (no known container signature, no decoder recognises the data)"
-
-
-def _sniff_container(head: bytes) -> str:
-    if head[4:8] == b"ftyp":
-        return "MP4/MOV"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "AVI"
-    if head[:4] == b"\x1a\x45\xdf\xa3":
-        return "Matroska/WebM"
-    if head[:3] == b"FLV":
-        return "FLV"
-    if head[:4] == b"\x00\x00\x01\xba":
-        return "MPEG stream"
-    return ""
-
-
-def _file_contains(p: Path, needle: bytes, chunk: int = 1 << 20) -> bool:
-    tail = b""
-    with open(p, "rb") as fh:
-        while block := fh.read(chunk):
-            if needle in tail + block:
-                return True
-            tail = block[-len(needle):]
-    return False
-
-
-def _looks_like_text(head: bytes) -> bool:
-    if not head:
-        return False
-    try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
-    return printable / len(text) > 0.95
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
 
 
 def iter_snippet_frames(
