@@ -24,7 +24,8 @@ import numpy as np
 from vad.errors import VadError
 
 PART_SUFFIX = ".part"  # every temp file atomic_path makes ends in it
-_PART_RE = re.compile(r"^\..+\.(?P<pid>\d+)\.[^.]+.*\.part$")  # .NAME.PID.RANDOM[.SUFFIX].part
+# .NAME.PID.RANDOM[.SUFFIX].part, or .NAME.PID.RANDOM.part.EXT for writers that pick a format by the last suffix
+_PART_RE = re.compile(r"^\..+\.(?P<pid>\d+)\.[^.]+.*\.part(\.[A-Za-z0-9]+)?$")
 
 
 def file_mode() -> int:
@@ -84,8 +85,10 @@ def clean_stale_parts(folder: str | os.PathLike) -> list[Path]:
     root = Path(folder)
     if not root.is_dir():
         return removed
-    for p in root.glob(f".*{PART_SUFFIX}"):
+    for p in root.glob(f".*{PART_SUFFIX}*"):
         m = _PART_RE.match(p.name)
+        if not m and not p.name.endswith(PART_SUFFIX):
+            continue  # ".part" inside some other dot file's name: not ours
         if m and (int(m.group("pid")) == os.getpid() or _pid_alive(int(m.group("pid")))):
             continue  # a live writer's (or ours, in flight)
         with contextlib.suppress(OSError):

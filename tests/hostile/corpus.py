@@ -165,6 +165,9 @@ STALE_PARTS = {  # case -> (temp file found in the output folder, {pid}: a live 
     "dead-run": (".a.scores.csv.999999999.xyz.csv.part", True),
     "no-pid-name": (".a.png.abc123.png.part", True),  # the name an older version gave its temp files
     "live-run": (".a.png.{pid}.abc.png.part", False),  # another run writing there now: left alone
+    "dead-clip": (".alert-x.999999999.abc.part.mp4", True),  # an evidence clip (OpenCV wants the .mp4 last)
+    "live-clip": (".alert-x.{pid}.abc.part.mp4", False),
+    "other-dot-file": (".notes.part.txt.bak", False),  # not a temp file of ours: left alone
 }
 
 RESUME_CHANGES = {  # what changed since outputs were written to the folder -> the note `vad score` gives (None: kept)

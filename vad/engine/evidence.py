@@ -23,7 +23,7 @@ import numpy as np
 
 from vad.engine.alerts import iso_time
 from vad.features.video import decode_size
-from vad.io import file_mode
+from vad.io import PART_SUFFIX, file_mode
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,8 @@ class ClipRecorder:
             frame = cv2.imdecode(np.frombuffer(jpg, np.uint8), cv2.IMREAD_COLOR)
             if rec.writer is None:
                 rec.size = (frame.shape[1], frame.shape[0])
-                fd, tmp = tempfile.mkstemp(prefix=f".{rec.path.stem}.", suffix=".part.mp4", dir=rec.path.parent)
+                fd, tmp = tempfile.mkstemp(prefix=f".{rec.path.stem}.{os.getpid()}.",  # see clean_stale_parts
+                                           suffix=f"{PART_SUFFIX}.mp4", dir=rec.path.parent)
                 os.close(fd)
                 rec.tmp, rec.first_frame = Path(tmp), index
                 rec.writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.ring.fps or 25.0, rec.size)

@@ -8,9 +8,6 @@ Every event is a JSON line (stdout or ``events``); a status line with capture→
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import math
 import queue
 import sys
@@ -26,9 +23,11 @@ import numpy as np
 
 from vad.engine.alerts import AlertTracker, EventLog, ScoredSnippet, Smoother, Webhook, iso_time
 from vad.engine.evidence import ClipRecorder, FrameRing
+from vad.engine.process_memory import memory_mb, trim_heap
 from vad.errors import VadError
 from vad.features.stream import ReaderConfig, Snippet, StreamEnd, StreamReader, snippets_for
 from vad.features.video import SnippetConfig
+from vad.io import clean_stale_parts
 
 
 @dataclass(frozen=True)
@@ -165,51 +164,7 @@ def _finite(x: float, digits: int) -> float | None:
     return None if math.isnan(x) else round(x, digits)
 
 
-def memory_mb() -> tuple[float, float]:
-    """Resident set size of this process and its anonymous part (heap, stacks) in MB. The rest is mapped files:
-    library code paged in on first use (the first snippet runs kernels never run before), shared, and dropped by
-    the kernel when memory is short. Linux /proc; elsewhere the peak RSS, and NaN for the anonymous part."""
-    found: dict[str, float] = {}
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "RssAnon"):
-                    found[key] = int(value.split()[0]) / 1024
-    except OSError:
-        pass
-    if "VmRSS" not in found:
-        import resource
-
-        found["VmRSS"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return found["VmRSS"], found.get("RssAnon", float("nan"))
-
-
-def rss_mb() -> float:
-    """Resident set size of this process in MB (see :func:`memory_mb`)."""
-    return memory_mb()[0]
-
-
 TRIM_EVERY_S = 30.0  # seconds of stream scored between hand-backs of the C heap's free pages (see trim_heap)
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
-
-
-def trim_heap() -> bool:
-    """Hand the C heap's free pages back to the OS (glibc's ``malloc_trim``): the reader, recorder and torch threads
-    free blocks between live ones, which glibc otherwise keeps resident, so RSS creeps up over a long stream
-    (``python -m bench.live`` measures it). A few ms; False where the C library has no ``malloc_trim``."""
-    trim = getattr(_libc(), "malloc_trim", None)
-    if trim is None:
-        return False
-    trim(0)
-    return True
 
 
 def resolve_threshold(config: LiveConfig, scorer: SnippetScorer) -> float:
@@ -248,6 +203,8 @@ class LiveSession:
         self.log = EventLog(config.events, events)
         self.on_event = on_event  # also sees every event written (the web UI's live tab)
         self.clip_dir = clip_dir_for(config)
+        if self.ring:
+            clean_stale_parts(self.clip_dir)  # clips a killed session left half-written
         self.recorder = ClipRecorder(self.ring, self._write) if self.ring else None
         self.webhook = Webhook(config.webhook, config.webhook_retries) if config.webhook else None
         self.smoother = Smoother(config.smoothing)

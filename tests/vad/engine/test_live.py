@@ -31,7 +31,8 @@ from tests.vad.engine.live_helpers import (
     write_clip,
 )
 from vad.engine.alerts import AlertTracker, ScoredSnippet, Smoother, Webhook
-from vad.engine.live import LiveConfig, memory_mb, run_live, trim_heap
+from vad.engine.live import LiveConfig, run_live
+from vad.engine.process_memory import memory_mb, trim_heap
 from vad.errors import VadError, VideoError
 
 
@@ -147,6 +148,8 @@ def test_scoring_slower_than_the_stream_drops_by_policy(tmp_path, policy):
 @pytest.mark.slow
 def test_planted_anomaly_over_http_raises_one_alert_with_clip_and_webhook(tmp_path):
     clip = write_clip(tmp_path / "planted.mp4", 6.0, bright=[(2.0, 4.0)])
+    stale = tmp_path / ".alert-earlier.999999999.x1y2.part.mp4"  # a clip a killed session left half-written
+    stale.write_bytes(b"half a clip")
     port = free_port()
     server = serve_http_ts(clip, port)
     try:
@@ -164,6 +167,7 @@ def test_planted_anomaly_over_http_raises_one_alert_with_clip_and_webhook(tmp_pa
     assert summary.webhook["sent"] == 2 and summary.alerts == 1 and summary.opened
     assert 0 <= summary.latency_p50_ms <= summary.latency_p95_ms < 2000
 
+    assert not stale.exists() and not list(tmp_path.glob(".*.part*"))  # its own temp files renamed, the dead one gone
     clip_event = of(events, "clip")[0]
     assert clip_event["path"] == end["clip"] == summary.clips[0] and clip_event["lost_frames"] == 0
     assert clip_event["start_s"] == pytest.approx(end["start_s"] - 1.0, abs=0.05)  # 1 s pre-roll
