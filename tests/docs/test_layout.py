@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("vad", "fusion", "graph4mm", "apps", "bench")
+PACKAGES = ("vad", "fusion", "graph4mm", "apps", "bench", "tests")
 MAX_LINES = 400
 
 
 def modules() -> list[Path]:
-    """Every Python module of the shipped packages and the benches."""
+    """Every Python module of the shipped packages, the benches and the tests."""
     return sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
 
 
