@@ -280,8 +280,10 @@ def _main(found: set[str], argv: list[str]) -> int:
 
     verb_name = next((a for a in argv if a in VERBS), None)
     logging.basicConfig(level=logging.INFO if "verbose" in found else logging.WARNING, format="vad: %(message)s")
+    _FLAG_NAMES.verb = verb_name
     for handler in logging.getLogger().handlers:
-        handler.addFilter(lambda record: _flag_names(record, verb_name))
+        if _FLAG_NAMES not in handler.filters:
+            handler.addFilter(_FLAG_NAMES)
     try:
         name, ns, configs = parse(argv)
         return VERBS[name].run(Run(name, ns, configs, quiet="quiet" in found))
@@ -297,12 +299,23 @@ def _main(found: set[str], argv: list[str]) -> int:
         return EXIT_INTERRUPTED
 
 
-def _flag_names(record: logging.LogRecord, verb_name: str | None) -> bool:
-    """Logging filter: a library warning's setting names shown as the verb's flags (the record is kept)."""
-    message = record.getMessage()
-    if "`" in message:
-        record.msg, record.args = name_flags(message, verb_name), ()
-    return True
+class _FlagNames(logging.Filter):
+    """A library warning's setting names shown as the running verb's flags (the record is always kept)."""
+
+    verb: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.verb is not None:
+            try:
+                message = record.getMessage()
+            except (TypeError, ValueError):  # arguments that do not format: logging reports it, unchanged
+                return True
+            if "`" in message:
+                record.msg, record.args = name_flags(message, self.verb), ()
+        return True
+
+
+_FLAG_NAMES = _FlagNames()  # one filter per process, whichever verb runs (tests run many in one process)
 
 
 if __name__ == "__main__":
