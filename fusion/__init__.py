@@ -12,7 +12,8 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, [], {
     'config': ['LEGOConfig'],
     'encoder': ['LEGOGraphEncoder', 'LEGOOutput'],
-    'graphs': ['clip_graph', 'frame_graph', 'patch_graph', 'set_graph', 'text_affinity', 'text_graph'],
+    'graphs': ['clip_graph', 'frame_graph', 'patch_graph', 'prompt_cosine', 'set_graph', 'text_affinity',
+               'text_graph'],
     'lego': ['FusionWeights', 'LEGOFusion', 'fuse_pair', 'level_pairs'],
     'losses': ['degree_variance', 'degree_variance_loss'],
     'ops': [

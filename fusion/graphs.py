@@ -102,6 +102,26 @@ def patch_graph(x: Tensor, node_mask: Tensor | None = None, aggregate: str = "al
     return set_graph(x, node_mask, aggregate)
 
 
+def prompt_cosine(x: Tensor, text: Tensor, eps: float = 1e-8) -> Tensor:
+    """Cosine similarity of each snippet to each prompt: the one definition behind the text graph, a model's text
+    level and zero-shot scores.
+
+    Args:
+        x: ``(B, N, D)`` snippet embeddings (CLIP image space).
+        text: ``(K, D)`` prompt embeddings shared by the batch, or ``(B, K, D)`` per video.
+        eps: guard for zero norms.
+
+    Returns:
+        ``(B, N, K)`` cosines in [-1, 1].
+    """
+    if text.dim() == 2:
+        text = text.unsqueeze(0).expand(x.shape[0], -1, -1)
+    if x.dim() != 3 or text.dim() != 3 or text.shape[0] != x.shape[0] or text.shape[2] != x.shape[2]:
+        raise ValueError(f"text must be (K, D) or (B, K, D) and x (B, N, D) with the same D, got {tuple(text.shape)} "
+                         f"and {tuple(x.shape)}")
+    return unit_normalize(x, eps) @ unit_normalize(text, eps).transpose(1, 2)  # shape = [B, N, K]
+
+
 def text_affinity(x: Tensor, text: Tensor, temperature: float = 0.01, eps: float = 1e-8) -> Tensor:
     """Each snippet's affinity profile over the K prompts: :math:`a_i = softmax_k(\\cos(x_i, t_k) / \\tau)`.
 
@@ -114,12 +134,7 @@ def text_affinity(x: Tensor, text: Tensor, temperature: float = 0.01, eps: float
     Returns:
         ``(B, N, K)`` rows on the probability simplex.
     """
-    if text.dim() == 2:
-        text = text.unsqueeze(0).expand(x.shape[0], -1, -1)
-    if text.dim() != 3 or text.shape[0] != x.shape[0] or text.shape[2] != x.shape[2]:
-        raise ValueError(f"text must be (K, D) or (B, K, D) with D={x.shape[2]}, got {tuple(text.shape)}")
-    logits = unit_normalize(x, eps) @ unit_normalize(text, eps).transpose(1, 2)  # shape = [B, N, K]
-    return torch.softmax(logits / temperature, dim=-1)
+    return torch.softmax(prompt_cosine(x, text, eps) / temperature, dim=-1)
 
 
 def text_graph(

@@ -87,3 +87,14 @@ def test_text_graph_relates_snippets_closest_to_the_same_prompt() -> None:
 def test_text_graph_rejects_mismatched_prompt_width() -> None:
     with pytest.raises(ValueError, match="text must be"):
         text_graph(torch.randn(1, 4, 8), torch.randn(3, 5))
+
+
+def test_prompt_cosine_is_the_cosine_and_text_affinity_its_softmax() -> None:
+    from fusion.graphs import prompt_cosine
+
+    gen = torch.Generator().manual_seed(3)
+    x, text = torch.randn(2, 5, 8, generator=gen), torch.randn(4, 8, generator=gen)
+    cos = prompt_cosine(x, text)
+    expected = torch.nn.functional.cosine_similarity(x[:, :, None, :], text[None, None], dim=-1)
+    assert cos.shape == (2, 5, 4) and torch.allclose(cos, expected, atol=1e-6)
+    assert torch.allclose(text_affinity(x, text, temperature=0.5), torch.softmax(cos / 0.5, dim=-1))

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fusion import prompt_cosine
 from vad.data.batch import collate
 from vad.data.dataset import VideoRecord
 from vad.engine.metrics import expand_to_frames
 from vad.errors import FeatureError
 from vad.features.store import VideoFeatures
 from vad.models.anomaly import AnomalyModel
-from vad.models.heads import text_affinity
 
 
 @dataclass
@@ -58,7 +58,8 @@ def prompt_match(features: VideoFeatures, text: np.ndarray | None) -> tuple[np.n
     similarity ``(N,)`` (None without prompts); the first prompt is the normal one."""
     if text is None or len(text) < 2:
         return np.full(features.num_snippets, -1, dtype=np.int64), None
-    sims = text_affinity(torch.from_numpy(features.clip).float(), torch.from_numpy(text).float()).numpy()  # (N, K)
+    clip, prompts = torch.from_numpy(features.clip).float(), torch.from_numpy(text).float()
+    sims = prompt_cosine(clip[None], prompts)[0].numpy()  # (N, K)
     best = sims[:, 1:].argmax(1) + 1
     return best.astype(np.int64), sims[np.arange(len(best)), best].astype(np.float32)
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fusion import RELATION_STATS, LEGOGraphEncoder
+from fusion import RELATION_STATS, LEGOGraphEncoder, prompt_cosine
 from graph4mm import HopDiffusedAttention, MMQFormer
 from vad.data.batch import FeatureBatch, masked_median
 from vad.models.config import ModelConfig
@@ -50,14 +50,9 @@ def snippet_features(batch: FeatureBatch, config: ModelConfig) -> Tensor:
         m = batch.motion
         parts.append(m if m is not None else x.new_zeros(*x.shape[:2], config.motion_dim))
     if "text" in levels and config.uses("text"):
-        parts.append(text_affinity(x, batch.text) if batch.text is not None
+        parts.append(prompt_cosine(x, batch.text) if batch.text is not None
                      else x.new_zeros(*x.shape[:2], config.num_prompts))
     return torch.cat(parts, dim=-1)
-
-
-def text_affinity(x: Tensor, text: Tensor) -> Tensor:
-    """Cosine similarity of each snippet to each prompt, ``(B, N, D) x (K, D) → (B, N, K)``."""
-    return F.normalize(x, dim=-1) @ F.normalize(text, dim=-1).T
 
 
 def temporal_neighbors(node_mask: Tensor, reach: int) -> tuple[Tensor, Tensor]:

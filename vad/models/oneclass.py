@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from fusion import prompt_cosine
 from vad.data.batch import FeatureBatch
 from vad.models.config import ModelConfig
 from vad.models.graph_terms import diffuse, level_vectors, neighborhood_distance, snippet_graph
-from vad.models.heads import text_affinity
 from vad.models.memory import knn_distance
 from vad.names import FEATURE_LEVELS
 
@@ -153,7 +153,7 @@ class ZeroShotHead(nn.Module):
     def forward(self, batch: FeatureBatch) -> tuple[Tensor, dict[str, Tensor]]:
         if batch.text is None or batch.text.shape[0] < 2:
             raise ValueError("zero-shot scoring needs prompt embeddings: a normal prompt and at least one anomaly")
-        sims = text_affinity(batch.clip.float(), batch.text.float())  # (B, N, K)
+        sims = prompt_cosine(batch.clip.float(), batch.text.float())  # (B, N, K)
         probs = torch.softmax(sims / self.config.zeroshot_temperature, dim=-1)
         score = 1.0 - probs[..., 0]
         g = self.config.graph_terms
