@@ -11,7 +11,7 @@ import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, [], {
     'config': ['LEGOConfig'],
-    'encoder': ['LEGOGraphEncoder', 'LEGOOutput'],
+    'encoder': ['LEGOGraphEncoder', 'LEGOOutput', 'encode_members'],
     'graphs': ['clip_graph', 'frame_graph', 'patch_graph', 'prompt_cosine', 'set_graph', 'text_affinity',
                'text_graph'],
     'lego': ['FusionWeights', 'LEGOFusion', 'fuse_pair', 'level_pairs'],

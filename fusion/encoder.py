@@ -7,7 +7,7 @@ neighbours per node.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -65,7 +65,7 @@ class _Batch:
 
     node_levels: dict[str, Tensor]  # level -> (B', N', ...) per-node features (text: the snippet embeddings)
     prompts: Tensor | None  # (K, D) shared or (B', K, D) prompt embeddings, None without a text level
-    projected: Tensor  # (B', N', D_out) X W, the features G propagates
+    projected: list[Tensor]  # per encoder, (B', N', D_out) X W: the features its G propagates
     node_mask: Tensor  # (B', N') bool, True = real node
 
     def window(self, sample: Tensor, start: Tensor, width: int) -> _Batch:
@@ -78,7 +78,7 @@ class _Batch:
                 name: gather_windows(feat, sample, start, width) for name, feat in self.node_levels.items()
             },
             prompts=prompts,
-            projected=gather_windows(self.projected, sample, start, width),
+            projected=[gather_windows(x, sample, start, width) for x in self.projected],
             node_mask=gather_windows(self.node_mask, sample, start, width),
         )
 
@@ -140,15 +140,7 @@ class LEGOGraphEncoder(nn.Module):
         Returns:
             :class:`LEGOOutput`.
         """
-        node_levels, prompts = self._split_levels(levels, x)
-        b, n, _ = x.shape
-        mask = torch.ones(b, n, dtype=torch.bool, device=x.device) if node_mask is None else node_mask.bool()
-        pair = self.fusion.draw_pair(levels.keys())
-        batch = _Batch(node_levels, prompts, self.proj(x), mask)  # projected: shape = [B, N, D_out]
-        cfg = self.config
-        windowed = cfg.mode == "windowed" or (cfg.mode == "auto" and n > cfg.window_size)
-        block = self._windowed(batch, pair) if windowed else self._dense(batch, pair)
-        return LEGOOutput(**vars(block), node_mask=mask, pair=pair, windowed=windowed)
+        return encode_members([self], levels, [x], node_mask)[0]
 
     def _split_levels(
         self, levels: Mapping[str, Tensor], x: Tensor
@@ -187,66 +179,26 @@ class LEGOGraphEncoder(nn.Module):
             feat, prompts, node_mask, cfg.text_temperature, kind=cfg.kernel, gamma=cfg.rbf_gamma
         )
 
-    def _dense(self, batch: _Batch, pair: int | None) -> _Block:
-        """Graphs, powers, fusion, propagation and top-k on whole ``(B', N', ...)`` videos or windows."""
-        cfg = self.config
-        powers = {}
-        node_mask = batch.node_mask
+    def _powers(self, batch: _Batch) -> dict[str, Tensor]:
+        """Level -> ``(B', H, N', N')`` graph powers of whole videos or windows (no learned weights in them)."""
+        cfg, node_mask, powers = self.config, batch.node_mask, {}
         for name, feat in batch.node_levels.items():
             graph = self.level_graph(name, feat, batch.prompts, node_mask)
-            # shape = [B', H, N', N']
             stack = graph_powers(graph, cfg.max_power, cfg.normalize, node_mask, cfg.eps)
             powers[name] = scale_powers_by_size(stack, node_mask) if cfg.scale_by_size else stack
+        return powers
+
+    def _fuse(self, powers: Mapping[str, Tensor], projected: Tensor, node_mask: Tensor, pair: int | None) -> _Block:
+        """This encoder's fusion of ``powers``, propagation of ``projected`` ``(B', N', D_out)`` and top-k."""
+        cfg = self.config
         fused = self.fusion(powers, pair)  # shape = [B', N', N']
         if cfg.propagate:
-            nodes = (row_l1_normalize(fused, cfg.eps) @ batch.projected + self.bias) * node_mask[:, :, None]
+            nodes = (row_l1_normalize(fused, cfg.eps) @ projected + self.bias) * node_mask[:, :, None]
         else:  # relation read-out only: skip the (N, N) x (N, D_out) product
-            nodes = torch.zeros_like(batch.projected)
+            nodes = torch.zeros_like(projected)
         neighbors, neighbor_mask, neighbor_weights = topk_neighbors(fused, cfg.top_k, node_mask)
         relations = relation_readout(fused, node_mask, cfg.relation_k)
         return _Block(nodes, fused, neighbors, neighbor_mask, neighbor_weights, fused.sum(-1), relations)
-
-    def _windowed(self, batch: _Batch, pair: int | None) -> _Block:
-        """Dense computation in overlapping windows; each node keeps the outputs of its most central one."""
-        cfg = self.config
-        projected, node_mask = batch.projected, batch.node_mask
-        b, n, _ = projected.shape
-        k = cfg.top_k
-        layout = window_layout(
-            sample_lengths(node_mask, b, n, node_mask.device), n, cfg.window_size, cfg.window_overlap
-        )
-        used = torch.arange(layout.starts.shape[1], device=node_mask.device)[None, :] < layout.counts[:, None]
-        sample_of, window_of = used.nonzero(as_tuple=True)  # shape = [C] each: every window actually used
-        nodes = projected.new_zeros(b * n, cfg.out_dim)
-        neighbors = torch.zeros(b * n, k, dtype=torch.long, device=projected.device)
-        neighbor_mask = torch.zeros(b * n, k, dtype=torch.bool, device=projected.device)
-        neighbor_weights = projected.new_zeros(b * n, k)
-        degrees = projected.new_zeros(b * n)
-        relations = projected.new_zeros(b * n, len(RELATION_STATS))
-        local = torch.arange(layout.width, device=projected.device)
-        for chunk in torch.arange(sample_of.shape[0], device=projected.device).split(cfg.window_batch):
-            sample, window = sample_of[chunk], window_of[chunk]
-            start = layout.starts[sample, window]  # shape = [C]
-            block = self._dense(batch.window(sample, start, layout.width), pair)
-            position = start[:, None] + local  # shape = [C, W]: global index of each window slot
-            owned = layout.owner[sample[:, None], position] == window[:, None]
-            rows = (sample[:, None] * n + position)[owned]
-            nodes[rows] = block.nodes[owned]
-            neighbors[rows] = (block.neighbors + start[:, None, None])[owned]
-            neighbor_mask[rows] = block.neighbor_mask[owned]
-            neighbor_weights[rows] = block.neighbor_weights[owned]
-            degrees[rows] = block.degrees[owned]
-            relations[rows] = block.relations[owned]
-        neighbors = neighbors.masked_fill(~neighbor_mask, 0)
-        return _Block(
-            nodes=nodes.view(b, n, cfg.out_dim),
-            fused=None,
-            neighbors=neighbors.view(b, n, k),
-            neighbor_mask=neighbor_mask.view(b, n, k),
-            neighbor_weights=neighbor_weights.view(b, n, k),
-            degrees=degrees.view(b, n),
-            relations=relations.view(b, n, -1),
-        )
 
     def extra_repr(self) -> str:
         cfg = self.config
@@ -255,3 +207,73 @@ class LEGOGraphEncoder(nn.Module):
             f"kernel={cfg.kernel}, normalize={cfg.normalize}, top_k={cfg.top_k}, mode={cfg.mode}, "
             f"window={cfg.window_size}/{cfg.window_overlap}"
         )
+
+
+def encode_members(encoders: Sequence[LEGOGraphEncoder], levels: Mapping[str, Tensor], xs: Sequence[Tensor],
+                   node_mask: Tensor | None = None) -> list[LEGOOutput]:
+    """:meth:`LEGOGraphEncoder.forward` of K encoders of one config (an ensemble's members) on the same levels.
+
+    The level graphs and their powers hold no learned weights, so they are built once per batch (or window) and
+    each encoder fuses them with its own A and propagates its own ``xs[k]`` ``(B, N, D)``: the same outputs as K
+    separate forwards, for about one graph build instead of K. (A text graph built from ``x`` itself, when there
+    is no clip level, differs per encoder: then each encoder runs alone.)
+    """
+    first = encoders[0]
+    if any(e.config != first.config for e in encoders) or len(xs) != len(encoders):
+        raise ValueError("encode_members takes encoders of one config and one x per encoder")
+    if len(encoders) > 1 and "text" in levels and "clip" not in levels:
+        return [encode_members([e], levels, [x], node_mask)[0] for e, x in zip(encoders, xs)]
+    node_levels, prompts = first._split_levels(levels, xs[0])
+    for e, x in zip(encoders[1:], xs[1:]):
+        e._split_levels(levels, x)  # the same checks for every x
+    b, n, _ = xs[0].shape
+    mask = torch.ones(b, n, dtype=torch.bool, device=xs[0].device) if node_mask is None else node_mask.bool()
+    pairs = [e.fusion.draw_pair(levels.keys()) for e in encoders]
+    batch = _Batch(node_levels, prompts, [e.proj(x) for e, x in zip(encoders, xs)], mask)  # X W per encoder
+    cfg = first.config
+    windowed = cfg.mode == "windowed" or (cfg.mode == "auto" and n > cfg.window_size)
+    blocks = (_windowed if windowed else _dense)(encoders, batch, pairs)
+    return [LEGOOutput(**vars(block), node_mask=mask, pair=pair, windowed=windowed)
+            for block, pair in zip(blocks, pairs)]
+
+
+def _dense(encoders: Sequence[LEGOGraphEncoder], batch: _Batch, pairs: Sequence[int | None]) -> list[_Block]:
+    """Graphs and powers once, then each encoder's fusion, propagation and top-k, on whole ``(B', N', ...)``
+    videos or windows."""
+    powers = encoders[0]._powers(batch)
+    return [e._fuse(powers, x, batch.node_mask, pair) for e, x, pair in zip(encoders, batch.projected, pairs)]
+
+
+def _windowed(encoders: Sequence[LEGOGraphEncoder], batch: _Batch, pairs: Sequence[int | None]) -> list[_Block]:
+    """Dense computation in overlapping windows; each node keeps the outputs of its most central one."""
+    cfg = encoders[0].config
+    node_mask = batch.node_mask
+    b, n = node_mask.shape
+    layout = window_layout(sample_lengths(node_mask, b, n, node_mask.device), n, cfg.window_size, cfg.window_overlap)
+    used = torch.arange(layout.starts.shape[1], device=node_mask.device)[None, :] < layout.counts[:, None]
+    sample_of, window_of = used.nonzero(as_tuple=True)  # shape = [C] each: every window actually used
+    outs = [_node_rows(cfg, b * n, x) for x in batch.projected]  # per encoder: field -> (B * N, ...) rows
+    local = torch.arange(layout.width, device=node_mask.device)
+    for chunk in torch.arange(sample_of.shape[0], device=node_mask.device).split(cfg.window_batch):
+        sample, window = sample_of[chunk], window_of[chunk]
+        start = layout.starts[sample, window]  # shape = [C]
+        position = start[:, None] + local  # shape = [C, W]: global index of each window slot
+        owned = layout.owner[sample[:, None], position] == window[:, None]
+        rows = (sample[:, None] * n + position)[owned]
+        for out, block in zip(outs, _dense(encoders, batch.window(sample, start, layout.width), pairs)):
+            block.neighbors = block.neighbors + start[:, None, None]  # window-local -> global indices
+            for name, values in out.items():
+                values[rows] = getattr(block, name)[owned]
+    blocks = []
+    for out in outs:
+        out["neighbors"] = out["neighbors"].masked_fill(~out["neighbor_mask"], 0)
+        blocks.append(_Block(fused=None, **{name: v.view(b, n, *v.shape[1:]) for name, v in out.items()}))
+    return blocks
+
+
+def _node_rows(cfg: LEGOConfig, rows: int, like: Tensor) -> dict[str, Tensor]:
+    """Zeroed ``(rows, ...)`` buffers of the per-node :class:`_Block` fields that the windows fill in."""
+    k, new = cfg.top_k, like.new_zeros
+    return {"nodes": new(rows, cfg.out_dim), "neighbors": new(rows, k, dtype=torch.long),
+            "neighbor_mask": new(rows, k, dtype=torch.bool), "neighbor_weights": new(rows, k),
+            "degrees": new(rows), "relations": new(rows, len(RELATION_STATS))}

@@ -80,22 +80,22 @@ class AnomalyModel(nn.Module):
     def forward(self, batch: FeatureBatch) -> AnomalyOutput:
         """Score every snippet of every video in ``batch``."""
         prepared = self.prepare(batch)
-        logits, extras = self._member_logits(self.head, prepared)
-        if len(self.more_members):  # a deep ensemble: each member's logits, and their mean as the score
-            others = [self._member_logits(m, prepared) for m in self.more_members]
-            members = torch.stack([logits, *(o[0] for o in others)])
-            extras["member_logits"] = members  # (members, B, N): the trainer gives each member its own loss
-            if "degrees" in extras:  # (members, B, N): each member's fused-graph degrees, for its regulariser
-                extras["member_degrees"] = torch.stack([extras["degrees"], *(o[1]["degrees"] for o in others)])
-            logits = members.mean(0)
-        return AnomalyOutput(logits, torch.sigmoid(logits), batch.node_mask, extras)
-
-    def _member_logits(self, head: nn.Module, batch: FeatureBatch) -> tuple[Tensor, dict[str, Tensor]]:
-        """One head's smoothed logits ``(B, N)`` and extras."""
-        logits, extras = head(batch)
+        members = (self.head, *self.more_members)
+        if isinstance(self.head, GraphFusionHead):  # graphs and powers built once for every member
+            outputs = GraphFusionHead.forward_members(members, prepared)
+        else:
+            outputs = [member(prepared) for member in members]
         if self.config.smoothing:
-            logits = smooth_over_time(logits, batch.node_mask, self.config.smoothing)
-        return logits, extras
+            outputs = [(smooth_over_time(logits, batch.node_mask, self.config.smoothing), extras)
+                       for logits, extras in outputs]
+        logits, extras = outputs[0]
+        if len(outputs) > 1:  # a deep ensemble: each member's logits, and their mean as the score
+            stacked = torch.stack([member_logits for member_logits, _ in outputs])
+            extras["member_logits"] = stacked  # (members, B, N): the trainer gives each member its own loss
+            if "degrees" in extras:  # (members, B, N): each member's fused-graph degrees, for its regulariser
+                extras["member_degrees"] = torch.stack([member_extras["degrees"] for _, member_extras in outputs])
+            logits = stacked.mean(0)
+        return AnomalyOutput(logits, torch.sigmoid(logits), batch.node_mask, extras)
 
     def prepare(self, batch: FeatureBatch) -> FeatureBatch:
         """Centre per video (``config.center``) and divide each visual level by its fitted scale."""

@@ -7,13 +7,14 @@ snippets, ``F`` frames, ``P`` patches, ``K`` prompts, ``D`` CLIP width, ``M`` mo
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fusion import RELATION_STATS, LEGOGraphEncoder, prompt_cosine
+from fusion import RELATION_STATS, LEGOGraphEncoder, LEGOOutput, encode_members, prompt_cosine
 from graph4mm import HopDiffusedAttention, MMQFormer
 from vad.data.batch import FeatureBatch, masked_median
 from vad.models.config import ModelConfig
@@ -176,13 +177,31 @@ class GraphFusionHead(nn.Module):
         self.context_scorer = mlp(context, h, config.dropout, zero_last=True) if context else None
 
     def forward(self, batch: FeatureBatch) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.forward_members([self], batch)[0]
+
+    @staticmethod
+    def forward_members(heads: Sequence[GraphFusionHead], batch: FeatureBatch
+                        ) -> list[tuple[Tensor, dict[str, Tensor]]]:
+        """Each head's ``(logits, extras)`` on ``batch``, as its own forward gives them, with what holds no weights
+        computed once for all of them: the snippet features and LEGO's level graphs and powers
+        (:func:`fusion.encode_members`). An ensemble's members share a config, so this is the ensemble's cost
+        driver cut from K graph builds to one."""
+        cfg, mask = heads[0].config, batch.node_mask
+        own = snippet_features(batch, cfg)  # shape = [B, N, snippet_width]
+        hs = [head.node_proj(own) for head in heads]  # shape = [B, N, H] each
+        if heads[0].lego is None:
+            encs = [None] * len(heads)
+        else:
+            encs = encode_members([head.lego for head in heads], level_inputs(batch, cfg), hs, mask)
+        return [head._score(batch, h, enc) for head, h, enc in zip(heads, hs, encs)]
+
+    def _score(self, batch: FeatureBatch, h: Tensor, enc: LEGOOutput | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Logits ``(B, N)`` and extras from the projected snippets ``h`` ``(B, N, H)`` and this head's graph."""
         cfg, mask = self.config, batch.node_mask
         extras: dict[str, Tensor] = {}
-        h = self.node_proj(snippet_features(batch, cfg))  # shape = [B, N, H]
         own = [h]
         graph_nb = graph_mask = None
-        if self.lego is not None:
-            enc = self.lego(level_inputs(batch, cfg), h, mask)
+        if enc is not None:
             graph_nb, graph_mask = enc.neighbors, enc.neighbor_mask
             extras["degrees"] = enc.degrees
             if cfg.readout != "relations":
