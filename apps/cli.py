@@ -53,7 +53,9 @@ def report_failures(run: Run, failed: dict[str, str], notes: Sequence[str] = ())
     for note in notes:
         print(f"vad: note: {one_line(name_flags(note, run.name))}", file=sys.stderr)
     for path, reason in failed.items():
-        shown, reason = one_line(path), one_line(name_flags(reason, run.name))
+        shown, reason = one_line(path), one_line(reason)
+        parts = reason.split(shown) if shown else [reason]
+        reason = shown.join(name_flags(part, run.name) for part in parts)  # the path itself is left as it is
         print(f"vad: failed: {reason if shown in reason else f'{shown}: {reason}'}", file=sys.stderr)
     return EXIT_PARTIAL if failed else EXIT_OK
 
@@ -278,12 +280,13 @@ def _main(found: set[str], argv: list[str]) -> int:
     messages name (`` `field` ``) are shown as this verb's flags."""
     from vad.io import one_line
 
-    verb_name = next((a for a in argv if a in VERBS), None)
+    first_word = next((a for a in argv if not a.startswith("-")), None)  # as parse() finds the verb
+    verb_name = first_word if first_word in VERBS else None
     logging.basicConfig(level=logging.INFO if "verbose" in found else logging.WARNING, format="vad: %(message)s")
-    _FLAG_NAMES.verb = verb_name
     for handler in logging.getLogger().handlers:
         if _FLAG_NAMES not in handler.filters:
             handler.addFilter(_FLAG_NAMES)
+    _FLAG_NAMES.verb = verb_name  # until this run ends: later warnings in the process keep the library's words
     try:
         name, ns, configs = parse(argv)
         return VERBS[name].run(Run(name, ns, configs, quiet="quiet" in found))
@@ -297,6 +300,8 @@ def _main(found: set[str], argv: list[str]) -> int:
     except KeyboardInterrupt:
         print("vad: interrupted (finished outputs are kept; run again to resume)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        _FLAG_NAMES.verb = None
 
 
 class _FlagNames(logging.Filter):
@@ -308,7 +313,7 @@ class _FlagNames(logging.Filter):
         if self.verb is not None:
             try:
                 message = record.getMessage()
-            except (TypeError, ValueError):  # arguments that do not format: logging reports it, unchanged
+            except Exception:  # noqa: BLE001 -- arguments that do not format: logging reports it, unchanged
                 return True
             if "`" in message:
                 record.msg, record.args = name_flags(message, self.verb), ()

@@ -8,8 +8,9 @@ and may stand before or after the verb.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,8 @@ from apps.cli_config import (
 )
 
 GLOBAL_FLAGS = {"-q": "quiet", "--quiet": "quiet", "-v": "verbose", "--verbose": "verbose"}
-FIELD_NAME = re.compile(r"`([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*)`")  # how library messages name a setting
+# how library messages name a setting: `name` or `config.field`, a word of its own (not inside a path or file name)
+FIELD_NAME = re.compile(r"(?<![\w/\\.`-])`([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*)`(?=[\s,;:)\]]|\.(?:\s|$)|$)")
 
 
 class UsageError(Exception):
@@ -149,6 +151,7 @@ def parse(argv: list[str]) -> tuple[str, Any, dict[str, Any]]:
     return cfg.command, ns, configs
 
 
+@functools.cache
 def field_flags(name: str) -> dict[str, str]:
     """Config field (``backbone.pretrained``) or argument (``labels``) of verb ``name`` -> the flag that sets it,
     the short one where there is one."""
@@ -166,20 +169,28 @@ def field_flags(name: str) -> dict[str, str]:
 
 
 def name_flags(message: str, name: str | None) -> str:
-    """``message`` with each setting the library names in backquotes (`` `segments.threshold` ``, by config field
-    or argument) replaced by the flag that sets it in verb ``name``: the option of that key, or the flag of that
-    name, or the one option whose key ends with it; a name none of these finds is left as it is."""
+    """``message`` with each setting the library names in backquotes replaced by the flag that sets it in verb
+    ``name`` (see :func:`flags_for_fields`)."""
     if name not in VERBS or "`" not in message:
         return message
-    flags = field_flags(name)
+    return flags_for_fields(message, field_flags(name))
 
+
+def flags_for_fields(message: str, flags: Mapping[str, str]) -> str:
+    """``message`` with each backquoted setting name (`` `segments.threshold` ``, a config field or argument, standing
+    as a word of its own: not inside a path) replaced by its flag in ``flags`` (name -> flag): the flag of that
+    key; else a flag of that name; else the flags whose keys end with it (``.threshold``), or end with its last
+    part; a name none of these finds is left as it is."""
     def replace(match: re.Match) -> str:
         word = match.group(1)
-        if word in flags:
-            return flags[word]
-        if "--" + word.replace("_", "-") in flags.values():  # a short flag of the same name
-            return "--" + word.replace("_", "-")
-        ends = {f for key, f in flags.items() if key.endswith("." + word)}
-        return ends.pop() if len(ends) == 1 else match.group(0)
+        for candidate in dict.fromkeys((word, word.rsplit(".", 1)[-1])):
+            if candidate in flags:
+                return flags[candidate]
+            if "--" + candidate.replace("_", "-") in flags.values():  # a short flag of the same name
+                return "--" + candidate.replace("_", "-")
+            ends = sorted({f for key, f in flags.items() if key.endswith("." + candidate)})
+            if ends:
+                return " or ".join(ends)
+        return match.group(0)
 
     return FIELD_NAME.sub(replace, message)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from apps.cli_parser import flags_for_fields
 from vad.errors import VadError
 
 if TYPE_CHECKING:
@@ -58,6 +59,12 @@ def add_watch_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     g.add_argument("--backbone", help="open_clip model name override")
     g.add_argument("--pretrained", help="weights (tag or file) when the model's are not on this machine")
+
+
+# LiveConfig fields whose flag here has another name (the rest are named alike; see live_config_from_args)
+WATCH_FLAGS = {"min_alert_s": "--min-alert", "pre_s": "--pre", "post_s": "--post", "queue_snippets": "--queue",
+               "reconnect_backoff_s": "--backoff", "stall_timeout_s": "--stall-timeout",
+               "status_every_s": "--status-every", "max_stream_s": "--max-stream", "clip_short_side": "--clip-size"}
 
 
 def live_config_from_args(args: argparse.Namespace) -> LiveConfig:
@@ -108,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_watch(args)
     except VadError as exc:
-        print(f"vad: error: {exc}", file=sys.stderr)
+        flags = {action.dest: action.option_strings[-1] for action in parser._actions if action.option_strings}
+        print(f"vad: error: {flags_for_fields(str(exc), {**flags, **WATCH_FLAGS})}", file=sys.stderr)
         return EXIT_USAGE
 
 

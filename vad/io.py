@@ -69,7 +69,11 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
+PID_MAX = 2**31 - 1  # pid_t is 32-bit: a larger number in a temp name is no pid (os.kill would overflow)
+
+
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (ours or another user's)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -79,18 +83,26 @@ def _pid_alive(pid: int) -> bool:
     return pid != 0
 
 
-def clean_stale_parts(folder: str | os.PathLike) -> list[Path]:
-    """Remove temp files that an interrupted run left in ``folder`` (writers that died); returns them."""
+def clean_stale_parts(folder: str | os.PathLike, names: str = f".*{PART_SUFFIX}", require_pid: bool = False
+                      ) -> list[Path]:
+    """Remove temp files that an interrupted run left in ``folder`` (writers that died); returns them.
+
+    ``names`` is the glob of the temp files to look at: by default every ``.*.part`` file, the names
+    :func:`atomic_path` gives, in an output folder of ours. A name that carries a writer's pid is removed only when
+    that process is gone; with ``require_pid`` (a folder the user may share with their own files, e.g. the current
+    directory) a name without one is left alone too.
+    """
     removed = []
     root = Path(folder)
     if not root.is_dir():
         return removed
-    for p in root.glob(f".*{PART_SUFFIX}*"):
+    for p in root.glob(names):
         m = _PART_RE.match(p.name)
-        if not m and not p.name.endswith(PART_SUFFIX):
-            continue  # ".part" inside some other dot file's name: not ours
-        if m and (int(m.group("pid")) == os.getpid() or _pid_alive(int(m.group("pid")))):
-            continue  # a live writer's (or ours, in flight)
+        pid = int(m.group("pid")) if m else None
+        if pid is None and require_pid:
+            continue  # not a name we give: not ours to delete
+        if pid is not None and (pid > PID_MAX or pid == os.getpid() or _pid_alive(pid)):
+            continue  # a live writer's (or ours, in flight), or a number that is no pid: left alone
         with contextlib.suppress(OSError):
             if p.is_file() and not p.is_symlink():
                 p.unlink()

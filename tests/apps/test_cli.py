@@ -250,7 +250,12 @@ def test_help_cache_follows_the_source(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("verb, message, shown", [
     ("score", "`runtime` onnx: not with `zero_shot`", "--runtime onnx: not with --zero-shot"),  # top-level fields
-    ("score", "`threshold` must be in [0, 1]", "--threshold must be in [0, 1]"),  # the one key ending with it
+    ("score", "`threshold` must be in [0, 1]", "--threshold must be in [0, 1]"),  # a short flag of that name
+    ("eval", "set `segments.threshold`", "set --threshold"),  # eval's own --threshold, by the name's last part
+    ("watch", "set `segments.threshold`", "set --threshold"),  # LiveConfig.threshold
+    ("train", "`window_size` > 0", "--model.lego.window-size > 0"),  # the one key ending with it
+    ("benchmark", "`device` cuda", "--extract.backbone.device or --train.device cuda"),  # every key ending with it
+    ("score", "/data/`model`.mp4: set `model`.", "/data/`model`.mp4: set --model."),  # not inside a path
     ("extract", "`pretrained` x: not found", "--pretrained x: not found"),  # a shortcut of that name
     ("train", "`val_fraction` > 0; give `labels`", "--val-fraction > 0; give --labels"),  # the verb's own arguments
     ("train", "`model.hidden`", "--hidden"),  # a config key with a shortcut
@@ -261,6 +266,16 @@ def test_library_setting_names_become_the_verbs_flags(verb, message, shown):
     from apps.cli_parser import name_flags
 
     assert name_flags(message, verb) == shown
+
+
+def test_warnings_after_a_run_keep_the_librarys_words(caplog):
+    """The flag filter works for the run in progress only: a later library warning in the process is unchanged."""
+    import logging
+
+    assert main(["score", "--help"]) == 0
+    with caplog.at_level("WARNING"):
+        logging.getLogger("vad.test").warning("set `segments.threshold` to %s", "0.7")
+    assert caplog.records[-1].getMessage() == "set `segments.threshold` to 0.7"
 
 
 def test_a_library_error_reaches_the_user_with_the_verbs_flag(capsys):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tests.hostile.corpus import (
     ANNOTATIONS,
+    CLIP_TEMP_NAMES,
     FEATURE_DAMAGE,
     LABELS,
     MODEL_DAMAGE,
@@ -87,12 +88,14 @@ def rows() -> list[Row]:
     members = (node(train_eval, "test_peer_lists_with_bad_members_train_on_the_rest"),)
     peer_ok = "test_peer_formats_train_eval_score_with_defaults"
     copied = "test_copied_model_dir_finds_its_backbone_weights"
+    clips = (node("test_run_files", "test_a_live_session_removes_only_its_own_dead_clips"),)
     return [
         *_video_rows(),
         *(Row("named path", c, "fail", named) for c in NAMED_PATHS),
         *(Row("output folder", f"resume-{c}", "ok",
               (node("test_videos", "test_resume_keys_on_video_model_and_settings", c),)) for c in RESUME_CHANGES),
         *(Row("output folder", f"temp-{c}", "ok", stale) for c in STALE_PARTS),
+        *(Row("clip folder", name, "ok", clips) for name in CLIP_TEMP_NAMES),
         *(Row("feature dir", c, _expect(code), (node(train_eval, "test_damaged_feature_dirs", c),))
           for c, (code, _) in FEATURE_DAMAGE.items()),
         *(Row("peer features", c, "ok", (node(train_eval, peer_ok, c),)) for c in PEER_FORMATS),

@@ -56,4 +56,4 @@ def run_cli(*args: str) -> CliRun:
 
 def no_partial_files(root: Path) -> list[Path]:
     """Temp files left under ``root`` (there must be none)."""
-    return [p for p in root.rglob("*") if p.name.endswith(".part")]
+    return [p for p in root.rglob("*") if ".part" in p.name and p.name.startswith(".")]  # .NAME...part[.EXT]

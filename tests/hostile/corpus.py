@@ -165,9 +165,17 @@ STALE_PARTS = {  # case -> (temp file found in the output folder, {pid}: a live 
     "dead-run": (".a.scores.csv.999999999.xyz.csv.part", True),
     "no-pid-name": (".a.png.abc123.png.part", True),  # the name an older version gave its temp files
     "live-run": (".a.png.{pid}.abc.png.part", False),  # another run writing there now: left alone
-    "dead-clip": (".alert-x.999999999.abc.part.mp4", True),  # an evidence clip (OpenCV wants the .mp4 last)
-    "live-clip": (".alert-x.{pid}.abc.part.mp4", False),
     "other-dot-file": (".notes.part.txt.bak", False),  # not a temp file of ours: left alone
+    "no-pid-number": (".a.png.20240101123456.x.png.part", False),  # a number no pid can be: left alone, no crash
+}
+
+CLIP_TEMP_NAMES = {  # a live session's clip folder (maybe the user's current directory) -> removed at its start?
+    ".alert-20261127-1.999999999.k2j.part.mp4": True,  # a killed session's half-written clip
+    ".alert-20261127-2.{pid}.k2j.part.mp4": False,  # a running session's
+    ".alert-x.20240101123456.k2j.part.mp4": False,  # a number that is no pid
+    ".Movie.2019.1080p.part.mkv": False,  # the user's own files
+    ".todo.part": False,
+    ".alert-notes.part.mp4": False,
 }
 
 RESUME_CHANGES = {  # what changed since outputs were written to the folder -> the note `vad score` gives (None: kept)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.hostile.cli_runner import run_cli
-from tests.hostile.corpus import STALE_PARTS
+from tests.hostile.corpus import CLIP_TEMP_NAMES, STALE_PARTS
 from tests.media import write_video
 
 UMASK, MODE = 0o027, 0o640  # an unusual umask, and the mode it gives a new file
@@ -76,3 +76,16 @@ def test_synth_videos_and_evidence_clips_follow_umask(tmp_path):
     events = _under_umask(record)
     assert [e["path"] for e in events] == [str(tmp_path / "clips" / "alert1.mp4")], events
     assert _modes(tmp_path / "clips") == {"alert1.mp4": MODE}
+
+
+def test_a_live_session_removes_only_its_own_dead_clips(tmp_path):
+    """The clip folder may be the user's current directory: only ``.alert-*`` clip temp files of dead sessions go."""
+    from vad.engine.evidence import CLIP_PART_SUFFIX
+    from vad.io import clean_stale_parts
+
+    names = {name.format(pid=os.getppid()): gone for name, gone in CLIP_TEMP_NAMES.items()}
+    for name in names:
+        (tmp_path / name).write_text("x")
+    removed = clean_stale_parts(tmp_path, f".alert-*{CLIP_PART_SUFFIX}", require_pid=True)
+    assert sorted(p.name for p in removed) == sorted(n for n, gone in names.items() if gone)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for n, gone in names.items() if not gone)

@@ -25,6 +25,8 @@ from vad.engine.alerts import iso_time
 from vad.features.video import decode_size
 from vad.io import PART_SUFFIX, file_mode
 
+CLIP_PART_SUFFIX = PART_SUFFIX + ".mp4"  # a clip being written: OpenCV picks the container by the last suffix
+
 log = logging.getLogger(__name__)
 
 
@@ -156,7 +158,7 @@ class ClipRecorder:
             if rec.writer is None:
                 rec.size = (frame.shape[1], frame.shape[0])
                 fd, tmp = tempfile.mkstemp(prefix=f".{rec.path.stem}.{os.getpid()}.",  # see clean_stale_parts
-                                           suffix=f"{PART_SUFFIX}.mp4", dir=rec.path.parent)
+                                           suffix=CLIP_PART_SUFFIX, dir=rec.path.parent)
                 os.close(fd)
                 rec.tmp, rec.first_frame = Path(tmp), index
                 rec.writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.ring.fps or 25.0, rec.size)

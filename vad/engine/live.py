@@ -22,7 +22,7 @@ from typing import IO, Protocol
 import numpy as np
 
 from vad.engine.alerts import AlertTracker, EventLog, ScoredSnippet, Smoother, Webhook, iso_time
-from vad.engine.evidence import ClipRecorder, FrameRing
+from vad.engine.evidence import CLIP_PART_SUFFIX, ClipRecorder, FrameRing
 from vad.engine.process_memory import memory_mb, trim_heap
 from vad.errors import VadError
 from vad.features.stream import ReaderConfig, Snippet, StreamEnd, StreamReader, snippets_for
@@ -203,8 +203,8 @@ class LiveSession:
         self.log = EventLog(config.events, events)
         self.on_event = on_event  # also sees every event written (the web UI's live tab)
         self.clip_dir = clip_dir_for(config)
-        if self.ring:
-            clean_stale_parts(self.clip_dir)  # clips a killed session left half-written
+        if self.ring:  # clips a killed session left half-written (only those: the folder may be the user's own)
+            clean_stale_parts(self.clip_dir, f".alert-*{CLIP_PART_SUFFIX}", require_pid=True)
         self.recorder = ClipRecorder(self.ring, self._write) if self.ring else None
         self.webhook = Webhook(config.webhook, config.webhook_retries) if config.webhook else None
         self.smoother = Smoother(config.smoothing)

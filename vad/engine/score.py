@@ -201,7 +201,7 @@ def _extractor_for(loaded: LoadedModel, config: ScoreConfig, model_dir: Path):
                            f"cannot score raw videos; train on features from `vad extract` to use `vad score`")
     name = config.backbone or bb["name"]
     weights = config.pretrained or bb.get("weights", "")
-    source = "`pretrained`" if config.pretrained else f"{model_dir / CONFIG} field backbone.weights"
+    source = f"{model_dir / CONFIG} field backbone.weights"  # where the weights came from unless `pretrained` is set
     if not config.pretrained:
         looks_like_file = os.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors"))
         if looks_like_file and not os.path.isfile(weights):

@@ -267,7 +267,7 @@ def _open_any(p: Path, target: Path, short_side: int | None, threads: int = 0) -
 
 
 class _OutOfOrder(Exception):
-    """decord's frame index is not in presentation order: its timestamps repeat or go back (joined streams)."""
+    """decord's frame index is not in file order: the pieces of a joined stream are mixed (see _pieces_folded)."""
 
     def __init__(self, num_frames: int, fps: float) -> None:
         super().__init__(f"{num_frames} frames, timestamps not increasing")
@@ -299,7 +299,7 @@ def _open_decord(p: Path, short_side: int | None, threads: int = 0) -> VideoSour
                 backend = "decord+resize"
     fps = fps if fps > 0 else 25.0
     times = _frame_times(probe, num_frames)
-    if times is not None and (np.diff(times) <= 0).any():
+    if times is not None and _pieces_folded(times, fps):
         raise _OutOfOrder(num_frames, fps)
     info = VideoInfo(str(p), num_frames, fps, int(width), int(height), backend, _vfr_timestamps(times, fps))
     return VideoSource(info, reader, size)
@@ -311,9 +311,19 @@ def _frame_times(reader, num_frames: int) -> np.ndarray | None:
         ts = np.asarray(reader.get_frame_timestamp(range(num_frames)), dtype=np.float64)[:, 0]
     except Exception:  # noqa: BLE001 -- a container without usable timestamps: constant rate is assumed
         return None
-    if len(ts) != num_frames or num_frames < 2 or not np.isfinite(ts).all():
-        return None
+    if len(ts) != num_frames or num_frames < 2 or not np.isfinite(ts).all() or (ts < 0).any() or np.ptp(ts) == 0:
+        return None  # missing, or placeholders (some AVI and MPEG-PS files give every frame one negative value)
     return ts
+
+
+def _pieces_folded(times: np.ndarray, fps: float) -> bool:
+    """Whether decord's frame order mixes pieces of the file: times go back, or repeat while spanning much less
+    than the frames need at ``fps`` (two joined recordings whose clocks restart, sorted onto one time line).
+    Repeats alone are legitimate (a frame rate above the container's clock resolution)."""
+    steps = np.diff(times)
+    if (steps < 0).any():
+        return True
+    return bool((steps == 0).any() and np.ptp(times) < 0.75 * (len(times) - 1) / fps)
 
 
 def _vfr_timestamps(times: np.ndarray | None, fps: float) -> np.ndarray | None:
