@@ -207,3 +207,36 @@ def test_relation_readout_does_not_need_propagation():
     a, b = full(levels, x), lean(levels, x)
     assert torch.equal(a.relations, b.relations) and torch.equal(a.neighbors, b.neighbors)
     assert b.nodes.abs().sum() == 0 and a.nodes.abs().sum() > 0
+
+
+FIELDS = ("nodes", "neighbors", "neighbor_mask", "neighbor_weights", "degrees", "relations")
+
+
+@pytest.mark.parametrize("mode, levels_kept", [("dense", None), ("windowed", None), ("dense", ("frame", "text"))])
+def test_members_share_graph_builds_and_get_their_own_outputs(mode: str, levels_kept: tuple | None) -> None:
+    """encode_members == each encoder alone, field for field, to the bit; without a clip level the text graph is
+    built from each x (nothing shared, same results)."""
+    from fusion.encoder import encode_members
+
+    levels, _ = _levels(2, 60, seed=5)
+    if levels_kept:
+        levels = {k: v for k, v in levels.items() if k in levels_kept}
+    mask = torch.ones(2, 60, dtype=torch.bool)
+    mask[1, 41:] = False
+    encoders = [_with(_encoder(seed=s), mode=mode) for s in range(3)]
+    xs = [torch.randn(2, 60, D, generator=torch.Generator().manual_seed(10 + s)) for s in range(3)]
+    together = encode_members(encoders, levels, xs, mask)
+    assert len(together) == 3 and all(out.windowed == (mode == "windowed") for out in together)
+    for encoder, x, joint in zip(encoders, xs, together):
+        alone = encoder(levels, x, mask)
+        for name in FIELDS:
+            assert torch.equal(getattr(alone, name), getattr(joint, name)), name
+    assert not torch.equal(together[0].degrees, together[1].degrees)  # each member fused with its own A
+
+
+def test_members_must_share_one_config() -> None:
+    from fusion.encoder import encode_members
+
+    levels, x = _levels(1, 10)
+    with pytest.raises(ValueError, match="one config"):
+        encode_members([_encoder(), _with(_encoder(), top_k=2)], levels, [x, x])

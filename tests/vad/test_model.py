@@ -5,7 +5,7 @@ import torch
 from fusion import LEGOConfig
 from vad.data.batch import FeatureBatch, collate, resample
 from vad.features.store import VideoFeatures, VideoMeta
-from vad.models.anomaly import AnomalyModel
+from vad.models.anomaly import AnomalyModel, smooth_over_time
 from vad.models.config import ModelConfig
 from vad.models.heads import temporal_neighbors
 
@@ -90,6 +90,10 @@ def test_ensemble_scores_are_the_members_mean_and_each_member_learns():
     assert members.shape == (3, 2, 12)
     assert torch.allclose(out.logits, members.mean(0)) and not torch.allclose(members[0], members[1])
     assert out.extras["member_degrees"].shape == (3, 2, 12)  # each member's graph, for the degree regulariser
+    prepared = model.prepare(batch)  # members run together share graph builds; alone, each gives the same logits
+    for i, head in enumerate(heads):
+        alone = smooth_over_time(head(prepared)[0], batch.node_mask, model.config.smoothing)
+        assert torch.equal(alone, members[i].detach())
     members[:, batch.node_mask].sigmoid().sum().backward()
     assert all(h.node_proj.weight.grad is not None and h.node_proj.weight.grad.abs().sum() > 0 for h in heads)
     mean_a = torch.stack([h.lego.fusion.fusion_weights().weights[0] for h in heads]).mean(0)
