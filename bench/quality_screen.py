@@ -2,6 +2,7 @@
 
     python -m bench.quality_screen --model '{"members": 1}' --seeds 5
     python -m bench.quality_screen --model '{"hidden": 128}' --train '{"epochs": 80}' --seeds 3
+    python -m bench.quality_screen --model '{"lego": {"P": 3, "Q": 3}}'     # nested configs merge key by key
     python -m bench.quality_screen --features /tmp/other-features --seeds 5   # e.g. motion re-extracted
 
 Faster than ``bench.quality`` for trying one idea (no table, no baselines): the features of ``python -m
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     aucs, leaks, per_class = [], [], {}
     for seed in range(args.seeds):
         train = replace(TrainConfig(epochs=40, num_snippets=32, device="cpu", seed=seed), **train_over)
-        result = train_model(dataset, replace(ModelConfig(), **model_over), train, None, val_gt, progress=False)
+        model = ModelConfig.from_dict(_merged(ModelConfig().to_dict(), model_over))  # nested: {"lego": {"P": 3}}
+        result = train_model(dataset, model, train, None, val_gt, progress=False)
         loaded = LoadedModel(result.model, dataset.levels(), dataset.text.embeddings, dataset.text.prompts, {}, {})
         report = evaluate_model(loaded, dataset, "test", GroundTruthSource(benchmark=str(bench))).report
         aucs.append(100 * report.auc)
@@ -55,6 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"model {model_over} train {train_over}: frame AUC {np.mean(aucs):.2f} ± {np.std(aucs):.2f}, "
           f"leak {np.mean(leaks):.2f} ± {np.std(leaks):.2f} over {args.seeds} seeds")
     print("per class: " + ", ".join(f"{c} {np.mean(v):.1f}" for c, v in per_class.items()))
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """``base`` with ``over`` laid on top, nested dicts merged key by key."""
+    return {**base, **{k: _merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                       for k, v in over.items()}}
 
 
 if __name__ == "__main__":
