@@ -29,7 +29,7 @@ from apps.cli_config import (
 
 GLOBAL_FLAGS = {"-q": "quiet", "--quiet": "quiet", "-v": "verbose", "--verbose": "verbose"}
 # how library messages name a setting: `name` or `config.field`, a word of its own (not inside a path or file name)
-FIELD_NAME = re.compile(r"(?<![\w/\\.`-])`([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*)`(?=[\s,;:)\]]|\.(?:\s|$)|$)")
+FIELD_NAME = re.compile(r"(?<![\w/\\.`-])`([a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*)`(?=[\s,;:)\]'\x22?!=]|\.(?:\s|$)|$)")
 
 
 class UsageError(Exception):

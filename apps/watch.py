@@ -64,7 +64,8 @@ def add_watch_args(p: argparse.ArgumentParser) -> None:
 # LiveConfig fields whose flag here has another name (the rest are named alike; see live_config_from_args)
 WATCH_FLAGS = {"min_alert_s": "--min-alert", "pre_s": "--pre", "post_s": "--post", "queue_snippets": "--queue",
                "reconnect_backoff_s": "--backoff", "stall_timeout_s": "--stall-timeout",
-               "status_every_s": "--status-every", "max_stream_s": "--max-stream", "clip_short_side": "--clip-size"}
+               "status_every_s": "--status-every", "max_stream_s": "--max-stream", "clip_short_side": "--clip-size",
+               "clips": "--no-clips", "snippet_events": "--no-snippet-events"}
 
 
 def live_config_from_args(args: argparse.Namespace) -> LiveConfig:
@@ -115,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run_watch(args)
     except VadError as exc:
-        flags = {action.dest: action.option_strings[-1] for action in parser._actions if action.option_strings}
+        flags = {action.dest: max(action.option_strings, key=len) for action in parser._actions
+                 if action.option_strings}  # the long form of each option
         print(f"vad: error: {flags_for_fields(str(exc), {**flags, **WATCH_FLAGS})}", file=sys.stderr)
         return EXIT_USAGE
 

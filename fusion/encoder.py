@@ -216,7 +216,8 @@ def encode_members(encoders: Sequence[LEGOGraphEncoder], levels: Mapping[str, Te
     The level graphs and their powers hold no learned weights, so they are built once per batch (or window) and
     each encoder fuses them with its own A and propagates its own ``xs[k]`` ``(B, N, D)``: the same outputs as K
     separate forwards, for about one graph build instead of K. (A text graph built from ``x`` itself, when there
-    is no clip level, differs per encoder: then each encoder runs alone.)
+    is no clip level, differs per encoder: then each encoder runs alone.) With pair sampling in training every
+    encoder draws its pair here, before the caller's later random draws (dropout), not interleaved with them.
     """
     first = encoders[0]
     if any(e.config != first.config for e in encoders) or len(xs) != len(encoders):

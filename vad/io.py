@@ -24,8 +24,9 @@ import numpy as np
 from vad.errors import VadError
 
 PART_SUFFIX = ".part"  # every temp file atomic_path makes ends in it
-# .NAME.PID.RANDOM[.SUFFIX].part, or .NAME.PID.RANDOM.part.EXT for writers that pick a format by the last suffix
-_PART_RE = re.compile(r"^\..+\.(?P<pid>\d+)\.[^.]+.*\.part(\.[A-Za-z0-9]+)?$")
+# .NAME.PID.RANDOM[.SUFFIX].part, or .NAME.PID.RANDOM.part.EXT for writers that pick a format by the last suffix;
+# RANDOM is mkstemp's 8 characters, which pins the pid even when NAME has numbers or RANDOM is all digits
+_PART_RE = re.compile(r"^\..+\.(?P<pid>\d+)\.[a-z0-9_]{8}(?:\.[^.]+)*\.part(?:\.[A-Za-z0-9]+)?$")
 
 
 def file_mode() -> int:

@@ -162,17 +162,17 @@ NAMED_PATHS: dict[str, Callable[[Path, Path], Path]] = {
 }
 
 STALE_PARTS = {  # case -> (temp file found in the output folder, {pid}: a live process's id; removed by the next run)
-    "dead-run": (".a.scores.csv.999999999.xyz.csv.part", True),
+    "dead-run": (".a.scores.csv.999999999.xyz0ab12.csv.part", True),
     "no-pid-name": (".a.png.abc123.png.part", True),  # the name an older version gave its temp files
-    "live-run": (".a.png.{pid}.abc.png.part", False),  # another run writing there now: left alone
+    "live-run": (".a.png.{pid}.12345678.png.part", False),  # another run writing there now (an all-digit random part)
     "other-dot-file": (".notes.part.txt.bak", False),  # not a temp file of ours: left alone
-    "no-pid-number": (".a.png.20240101123456.x.png.part", False),  # a number no pid can be: left alone, no crash
+    "no-pid-number": (".a.png.20240101123456.x1y2z3w4.png.part", False),  # a number no pid can be: left alone, no crash
 }
 
 CLIP_TEMP_NAMES = {  # a live session's clip folder (maybe the user's current directory) -> removed at its start?
-    ".alert-20261127-1.999999999.k2j.part.mp4": True,  # a killed session's half-written clip
-    ".alert-20261127-2.{pid}.k2j.part.mp4": False,  # a running session's
-    ".alert-x.20240101123456.k2j.part.mp4": False,  # a number that is no pid
+    ".alert-20261127-1.999999999.k2j4m5n6.part.mp4": True,  # a killed session's half-written clip
+    ".alert-20261127-2.{pid}.k2j4m5n6.part.mp4": False,  # a running session's
+    ".alert-x.20240101123456.k2j4m5n6.part.mp4": False,  # a number that is no pid
     ".Movie.2019.1080p.part.mkv": False,  # the user's own files
     ".todo.part": False,
     ".alert-notes.part.mp4": False,

@@ -311,8 +311,9 @@ def _frame_times(reader, num_frames: int) -> np.ndarray | None:
         ts = np.asarray(reader.get_frame_timestamp(range(num_frames)), dtype=np.float64)[:, 0]
     except Exception:  # noqa: BLE001 -- a container without usable timestamps: constant rate is assumed
         return None
-    if len(ts) != num_frames or num_frames < 2 or not np.isfinite(ts).all() or (ts < 0).any() or np.ptp(ts) == 0:
-        return None  # missing, or placeholders (some AVI and MPEG-PS files give every frame one negative value)
+    if len(ts) != num_frames or num_frames < 2 or not np.isfinite(ts).all() or np.abs(ts).max() > 1e9 or \
+            np.ptp(ts) == 0:
+        return None  # missing, or placeholders (some AVI and MPEG-PS files give every frame about -1e17 s)
     return ts
 
 

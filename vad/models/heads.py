@@ -187,6 +187,8 @@ class GraphFusionHead(nn.Module):
         (:func:`fusion.encode_members`). An ensemble's members share a config, so this is the ensemble's cost
         driver cut from K graph builds to one."""
         cfg, mask = heads[0].config, batch.node_mask
+        if any(head.config != cfg for head in heads):
+            raise ValueError("forward_members takes heads of one config (an ensemble's members)")
         own = snippet_features(batch, cfg)  # shape = [B, N, snippet_width]
         hs = [head.node_proj(own) for head in heads]  # shape = [B, N, H] each
         if heads[0].lego is None:
