@@ -148,7 +148,7 @@ def test_scoring_slower_than_the_stream_drops_by_policy(tmp_path, policy):
 @pytest.mark.slow
 def test_planted_anomaly_over_http_raises_one_alert_with_clip_and_webhook(tmp_path):
     clip = write_clip(tmp_path / "planted.mp4", 6.0, bright=[(2.0, 4.0)])
-    stale = tmp_path / ".alert-earlier.999999999.x1y2.part.mp4"  # a clip a killed session left half-written
+    stale = tmp_path / ".alert-earlier.999999999.x1y2z3w4.part.mp4"  # a clip a killed session left half-written
     stale.write_bytes(b"half a clip")
     port = free_port()
     server = serve_http_ts(clip, port)
