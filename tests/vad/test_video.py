@@ -143,3 +143,28 @@ def test_reopen_reads_the_same_frames_without_a_new_probe(video_file, short_side
             assert np.array_equal(twin.read([0, 5, 17]), source.read([0, 5, 17]))
         finally:
             twin.close()
+
+
+def test_joined_stream_reads_in_file_order_with_repeats_and_going_back(tmp_path):
+    """Two MPEG-TS pieces joined (timestamps restart): OpenCV reads them in file order. A plan that repeats the
+    last frame (a short final snippet) and a read that goes back both work without seeking, which breaks them."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg absent: cannot make MPEG-TS files")
+    pieces = []
+    for i, (source, seconds) in enumerate((("testsrc", 2.0), ("testsrc2", 1.4))):
+        piece = tmp_path / f"{i}.ts"
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                        f"{source}=size=64x48:rate=10:duration={seconds}", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                        str(piece)], check=True, timeout=60)
+        pieces.append(piece.read_bytes())
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(b"".join(pieces))
+    with open_video(joined) as video:
+        assert video.info.backend == "opencv" and video.info.num_frames == 34
+        frames = video.read([19, 20, 32, 33, 33])
+        assert np.array_equal(frames[3], frames[4]) and not np.array_equal(frames[0], frames[1])
+        again = video.read([19, 20])  # back: the file is reopened, the same frames come out
+        assert np.array_equal(again, frames[:2])

@@ -97,6 +97,7 @@ class VideoSource:
         self._reader = reader
         self.size = size  # (width, height) frames come out at; None = native
         self._cv_pos = 0  # OpenCV backend: index of the next frame the capture will return
+        self._cv_last: np.ndarray | None = None  # OpenCV backend: frame _cv_pos - 1, RGB
         self._open_path = Path(info.path)  # what the decoders were given (an ASCII alias for odd file names)
         self._alias_dir: str | None = None  # removed on close
 
@@ -154,31 +155,37 @@ class VideoSource:
         if fallback is None:
             return False
         size = self.size or (self.info.width, self.info.height)
-        self._reader, self._cv_pos = fallback._reader, 0
+        self._reader, self._cv_pos, self._cv_last = fallback._reader, fallback._cv_pos, fallback._cv_last
         self.info = VideoInfo(self.info.path, self.info.num_frames, self.info.fps, self.info.width, self.info.height,
                               "opencv", self.info.timestamps)
         self.size = size
         return True
 
     def _read_opencv(self, indices: list[int]) -> np.ndarray:
+        """Frames ``indices`` read forward: a repeated index reuses the frame just decoded (plans repeat the last
+        frame of a short final snippet); going further back reopens the file, since seeking back breaks some
+        streams (joined MPEG-TS)."""
         import cv2
 
-        cap = self._reader
         out = []
         for idx in indices:
-            if idx < self._cv_pos:  # going back: seek (rare: snippet plans are ascending)
-                cap.set(cv2.CAP_PROP_POS_FRAMES, idx)
-                self._cv_pos = idx
+            if idx == self._cv_pos - 1 and self._cv_last is not None:
+                out.append(self._cv_last)
+                continue
+            if idx < self._cv_pos:  # rare: snippet plans are ascending
+                self._reader.release()
+                self._reader, self._cv_pos = cv2.VideoCapture(str(self._open_path)), 0
             while self._cv_pos < idx:
-                if not cap.grab():
+                if not self._reader.grab():
                     raise VideoError(f"{self.info.path}: stream ends at frame {self._cv_pos}, expected "
                                      f"{self.info.num_frames} (truncated)")
                 self._cv_pos += 1
-            ok, frame = cap.read()
+            ok, frame = self._reader.read()
             if not ok:
                 raise VideoError(f"{self.info.path}: cannot decode frame {idx} of {self.info.num_frames} (truncated)")
             self._cv_pos += 1
-            out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            self._cv_last = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            out.append(self._cv_last)
         return _resize_frames(np.stack(out), self.size)
 
     def close(self) -> None:
@@ -284,6 +291,10 @@ def _open_decord(p: Path, short_side: int | None, threads: int = 0) -> VideoSour
         raise VideoError(f"{p}: the video stream has zero frames")
     height, width = probe[0].shape[:2]  # also proves the first frame decodes
     fps = float(probe.get_avg_fps() or 0.0)
+    fps = fps if fps > 0 else 25.0
+    times = _frame_times(probe, num_frames)
+    if times is not None and _pieces_folded(times, fps):
+        raise _OutOfOrder(num_frames, fps)  # before a scaled reader is made for nothing
     size = None
     reader = probe
     backend = "decord"
@@ -297,10 +308,6 @@ def _open_decord(p: Path, short_side: int | None, threads: int = 0) -> VideoSour
                 reader = scaled
             except Exception:  # ...unless this decord build rejects that size: decode native, resize after
                 backend = "decord+resize"
-    fps = fps if fps > 0 else 25.0
-    times = _frame_times(probe, num_frames)
-    if times is not None and _pieces_folded(times, fps):
-        raise _OutOfOrder(num_frames, fps)
     info = VideoInfo(str(p), num_frames, fps, int(width), int(height), backend, _vfr_timestamps(times, fps))
     return VideoSource(info, reader, size)
 
@@ -352,13 +359,13 @@ def _open_opencv(p: Path, short_side: int | None, num_frames: int | None = None,
     if not ok or num_frames <= 0:
         cap.release()
         return None
-    cap.release()  # start again from frame 0 by reopening: seeking back breaks some streams (joined MPEG-TS)
-    cap = cv2.VideoCapture(str(p))
     height, width = first.shape[:2]
     fps = fps or float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     size = decode_size(width, height, short_side) if short_side is not None else None
     info = VideoInfo(str(p), num_frames, fps if fps > 0 else 25.0, int(width), int(height), "opencv")
-    return VideoSource(info, cap, size)
+    source = VideoSource(info, cap, size)
+    source._cv_pos, source._cv_last = 1, cv2.cvtColor(first, cv2.COLOR_BGR2RGB)  # frame 0 is read: no seek back
+    return source
 
 
 def iter_snippet_frames(
