@@ -32,6 +32,7 @@ def test_incomplete_layout_is_exit_2_with_one_line_per_missing_part(tmp_path, ca
     missing = [ln for ln in lines if ln.startswith("vad: missing: ")]
     assert len(missing) == 4 == len(lines) - 1
     assert "Anomaly_Train.txt" in missing[0] and "Temporal_Anomaly_Annotation_for_Testing_Videos.txt" in missing[1]
+    assert "give its path with --train-list" in missing[0]  # the library says `train_list`; the CLI, its flag
     assert "videos: 2 of 4 listed videos" in missing[2] and "Normal_Videos_003_x264" in missing[2]
     assert "features: no folder" in missing[3] and "set --features to a folder" in missing[3]
     assert "Traceback" not in err and not out.exists()

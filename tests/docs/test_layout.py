@@ -39,7 +39,7 @@ def test_models_import_without_decoders_clip_or_ui():
     assert result.stdout.strip() == "", f"import vad.models pulled in {result.stdout.strip()}"
 
 
-FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+")
+FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]+|\s--$")  # a flag, or " --" that an f-string completes
 BUILDS_COMMAND_LINES = {Path("vad/engine/recipes/commands.py")}  # writes `vad ...` commands for the user to rerun
 
 

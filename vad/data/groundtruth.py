@@ -241,7 +241,7 @@ def read_frame_masks(folder: str | os.PathLike, num_frames: Mapping[str, int],
     counts = _frame_counts(names, num_frames, str(folder))
     frames, classes = {}, {}
     for name, count in zip(names, counts):
-        mask = _load_mask(folder / f"{name}.npy")
+        mask = load_mask(folder / f"{name}.npy")
         gt = np.zeros(count, dtype=np.uint8)
         if mask is not None:
             gt[: min(count, mask.size)] = mask[:count]
@@ -249,7 +249,7 @@ def read_frame_masks(folder: str | os.PathLike, num_frames: Mapping[str, int],
     return GroundTruth(frames, classes)
 
 
-def _load_mask(path: Path) -> np.ndarray | None:
+def load_mask(path: Path) -> np.ndarray | None:
     """A 1-D 0/1 frame mask, or None when the file does not exist; anything else names the file."""
     if not path.exists():
         return None

@@ -119,7 +119,7 @@ def test_each_missing_part_is_named(tmp_path, part):
             "ground_truth": root / "Temporal_Anomaly_Annotation_for_Testing_Videos.txt"}[part]
     path.unlink()
     missing = _missing("ucf-crime", root)
-    assert len(missing) == 1 and path.name in missing[0] and f"--{part.replace('_', '-')}" in missing[0]
+    assert len(missing) == 1 and path.name in missing[0] and f"`{part}`" in missing[0]
 
 
 def test_every_problem_of_a_layout_is_reported_at_once(tmp_path):
@@ -168,7 +168,7 @@ def test_shanghaitech_without_masks_or_features(tmp_path):
     shutil.rmtree(root / "testing")
     shutil.rmtree(root / "features")
     missing = _missing("shanghaitech", root)
-    assert "test_frame_mask" in missing[0] and "--ground-truth" in missing[0]
+    assert "test_frame_mask" in missing[0] and "`ground_truth`" in missing[0]
     assert missing[1].startswith("videos: 10 of 10") and "ffmpeg" in missing[1]  # its test set ships as frames
     assert missing[2].startswith("features: no folder")
 
@@ -178,5 +178,5 @@ def test_overrides_point_at_parts_with_other_names(tmp_path):
     (root / "SH_Train.txt").rename(root / "my_train.txt")
     layout = check_layout(RECIPES["shanghaitech"], root, {**NO_OVERRIDES, "train_list": "my_train.txt"})
     assert layout.splits["train"] == SH_TRAIN and layout.kind == "features" and layout.fmt == "rtfm"
-    assert "nope.txt not found (given with --train-list)" in _missing(
+    assert "nope.txt not found (given with `train_list`)" in _missing(
         "shanghaitech", root, overrides={"train_list": "nope.txt"})[0]

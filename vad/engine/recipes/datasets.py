@@ -22,18 +22,16 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from vad.data.formats import infer_label_class
 from vad.data.groundtruth import (
     GroundTruth,
+    load_mask,
     parse_ucf_annotations,
     parse_xd_annotations,
     read_frame_masks,
     read_ucf_annotations,
     read_xd_annotations,
 )
-from vad.errors import GroundTruthError
 from vad.names import NORMAL_CLASS
 
 GT_PART = "ground_truth"
@@ -78,27 +76,9 @@ def _label_from_name(name: str, _gt: Path) -> tuple[int, str]:
 
 
 def _label_from_mask(name: str, masks: Path) -> tuple[int, str]:
-    """ShanghaiTech: abnormal when the video's frame mask marks any frame."""
-    path = masks / f"{name}.npy"
-    if not path.exists():
-        return 0, NORMAL_CLASS
-    try:
-        mask = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        raise GroundTruthError(f"{path}: not a readable .npy ({type(exc).__name__}: {exc})") from exc
-    return (1, "Abnormal") if np.asarray(mask).any() else (0, NORMAL_CLASS)
-
-
-def _ucf_ground_truth(path: Path, counts: Mapping[str, int], names: Sequence[str]) -> GroundTruth:
-    return read_ucf_annotations(path, counts, names)
-
-
-def _xd_ground_truth(path: Path, counts: Mapping[str, int], names: Sequence[str]) -> GroundTruth:
-    return read_xd_annotations(path, counts, names)
-
-
-def _sh_ground_truth(path: Path, counts: Mapping[str, int], names: Sequence[str]) -> GroundTruth:
-    return read_frame_masks(path, counts, names)
+    """ShanghaiTech: abnormal when the video's frame mask marks any frame (no mask: normal)."""
+    mask = load_mask(masks / f"{name}.npy")
+    return (1, "Abnormal") if mask is not None and mask.any() else (0, NORMAL_CLASS)
 
 
 def _mask_names(folder: Path) -> set[str]:
@@ -114,7 +94,7 @@ UCF_CRIME = Recipe(
      Part(GT_PART, "temporal annotation of the test videos",
           ("Temporal_Anomaly_Annotation_for_Testing_Videos.txt", "Temporal_Anomaly_Annotation.txt"),
           "the UCF-Crime download page (also in the authors' AnomalyDetectionCVPR2018 repository)")),
-    _label_from_name, _ucf_ground_truth, parse_ucf_annotations, every_test_video_annotated=True)
+    _label_from_name, read_ucf_annotations, parse_ucf_annotations, every_test_video_annotated=True)
 
 XD_VIOLENCE = Recipe(
     "xd-violence", "XD-Violence", "ap", "frame AP",
@@ -124,7 +104,7 @@ XD_VIOLENCE = Recipe(
           "UR-DMU's list/XD_Test.list or XDVioDet's list/rgb_test.list"),
      Part(GT_PART, "frame annotations of the violent test videos", ("annotations.txt", "XD_Annotation.txt"),
           "the XD-Violence project page (test annotations)")),
-    _label_from_name, _xd_ground_truth, parse_xd_annotations, every_test_video_annotated=False)
+    _label_from_name, read_xd_annotations, parse_xd_annotations, every_test_video_annotated=False)
 
 SHANGHAITECH = Recipe(
     "shanghaitech", "ShanghaiTech (weakly supervised split)", "auc", "frame AUC",
@@ -135,7 +115,7 @@ SHANGHAITECH = Recipe(
           "the weakly supervised split of Zhong et al. (CVPR 2019), or RTFM's list/shanghai-i3d-test-10crop.list"),
      Part(GT_PART, "frame masks of the abnormal videos", ("test_frame_mask",),
           "the ShanghaiTech Campus download (testing/test_frame_mask)", folder=True)),
-    _label_from_mask, _sh_ground_truth, _mask_names, every_test_video_annotated=False,
+    _label_from_mask, read_frame_masks, _mask_names, every_test_video_annotated=False,
     labels_from_ground_truth=True,
     video_hint="ShanghaiTech's testing set ships as frame folders: make each a video first, e.g. "
                "ffmpeg -framerate 24 -i testing/frames/01_0014/%03d.jpg 01_0014.avi")

@@ -57,10 +57,9 @@ def locate(root: Path, part: Part, override: str | None) -> Path | None:
 
 def _missing_part(part: Part, root: Path, override: str | None) -> str:
     if override:
-        return f"{part.what}: {resolve(override, root)} not found (given with --{part.key.replace('_', '-')})"
+        return f"{part.what}: {resolve(override, root)} not found (given with `{part.key}`)"
     names = " or ".join(part.names)
-    return (f"{part.what}: no {names} under {root} (from {part.source}; or give its path with "
-            f"--{part.key.replace('_', '-')})")
+    return f"{part.what}: no {names} under {root} (from {part.source}; or give its path with `{part.key}`)"
 
 
 def _read_splits(files: Mapping[str, Path], missing: list[str]) -> dict[str, list[str]]:
