@@ -45,19 +45,30 @@ def _settings(config: ScoreConfig) -> str:
             f"precision={config.precision};backbone={config.backbone or ''};pretrained={config.pretrained or ''}")
 
 
-def _redo_reason(row: dict | None, paths: dict[str, Path], key: dict[str, str]) -> str | None:
-    """Why a video must be scored (again), or None when its outputs are there and were made the same way."""
+def _redo_reason(row: dict | None, paths: dict[str, Path], key: dict[str, str], video: Path) -> str | None:
+    """Why a video must be scored (again), or None when its outputs are there and were made the same way. The video
+    is fingerprinted (into ``key``) only when that decides it: outputs of the same model are all there."""
     if not row or row.get("status") != "ok":
         return "" if not row else "it failed before"
     if not all(p.exists() for p in paths.values()):
         return "some of its outputs are missing"
     for field_name, what in (("model", "a different model"), ("video_fingerprint", "different video content"),
                              ("settings", "different settings")):
+        if field_name == "video_fingerprint":
+            key[field_name] = _video_fingerprint(video)
         if row.get(field_name) != key[field_name]:
             had = row.get(field_name) or "not recorded"
             detail = f" ({had} -> {key[field_name]})" if field_name == "settings" else ""
             return f"its outputs were made with {what}{detail}"
     return None
+
+
+def _video_fingerprint(video: Path) -> str:
+    """The video's content fingerprint ("" for a path that cannot be read: scoring says what is wrong with it)."""
+    try:
+        return fingerprint(video) if not path_problem(video) else ""
+    except OSError:
+        return ""
 
 
 @dataclass(frozen=True)
@@ -113,15 +124,11 @@ class ScoreJob:
             from vad.features.backbone import RANDOM_NOTE
 
             report.notes.append(f"the model's {RANDOM_NOTE}")
-        pending = []
+        pending, settings = [], _settings(facts.config)
         for _, video in unique_stems(self.videos, report.failed):
             name = printable(video.stem)  # as the summary stores it
-            key = {"model": facts.model_id, "settings": _settings(facts.config), "video_fingerprint": ""}
-            try:
-                key["video_fingerprint"] = fingerprint(video) if not path_problem(video) else ""
-            except OSError:
-                pass  # scoring will say what is wrong with the file
-            reason = _redo_reason(self.rows.get(name), output_paths(self.out, video.stem), key)
+            key = {"model": facts.model_id, "settings": settings, "video_fingerprint": ""}  # fingerprint: see score_one
+            reason = _redo_reason(self.rows.get(name), output_paths(self.out, video.stem), key, video)
             if reason is None:
                 report.skipped.append(name)
                 continue
@@ -175,6 +182,7 @@ def score_one(scorer: Scorer, video: Path, out: Path, row: dict, ground_truth: n
               progress: Callable[[int, int], None] | None = None) -> ScoreOutcome:
     """Score one video and write its outputs (atomically) under ``out``; ``row`` (name, path, threshold and what
     the outputs are keyed on) completed with the outcome."""
+    row = {**row, "video_fingerprint": row.get("video_fingerprint") or _video_fingerprint(video)}
     try:
         scored = scorer.score(video, progress=progress)
         scorer.write_outputs(scored, out, ground_truth)
