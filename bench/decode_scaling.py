@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,8 +35,10 @@ def decode_rate(video: Path, plan: np.ndarray, num_frames: int, workers: int, ff
     from vad.features.video import open_video
 
     start = time.perf_counter()
+    first = open_video(video, short_side=SHORT_SIDE, threads=ffmpeg_threads)  # probed once, as vad extract does;
+    unused = [first]  # the other workers get readers of the validated file (VideoSource.reopen)
     frames = sum(b[1].shape[0] * b[1].shape[1] for b in decoded_batches(
-        lambda: open_video(video, short_side=SHORT_SIDE, threads=ffmpeg_threads),
+        lambda: unused.pop() if unused else first.reopen(ffmpeg_threads),
         decode_plan(plan, num_frames, motion=True), batch, MotionConfig(), workers, depth=2))
     return frames / (time.perf_counter() - start)
 
@@ -48,8 +51,6 @@ def flow_rate(pairs: np.ndarray, workers: int) -> float:
     encoders: dict[int, MotionEncoder] = {}
 
     def work(chunk: np.ndarray) -> None:
-        import threading
-
         encoder = encoders.setdefault(threading.get_ident(), MotionEncoder(MotionConfig()))
         encoder.snippets(chunk, chain=False)
 

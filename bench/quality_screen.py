@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     val_gt = read_synth_gt(bench, "val").frames
     model_over, train_over = json.loads(args.model), json.loads(args.train)
     aucs, leaks, per_class = [], [], {}
+    model = ModelConfig.from_dict(_merged(ModelConfig().to_dict(), model_over))  # nested: {"lego": {"P": 3}}
     for seed in range(args.seeds):
         train = replace(TrainConfig(epochs=40, num_snippets=32, device="cpu", seed=seed), **train_over)
-        model = ModelConfig.from_dict(_merged(ModelConfig().to_dict(), model_over))  # nested: {"lego": {"P": 3}}
         result = train_model(dataset, model, train, None, val_gt, progress=False)
         loaded = LoadedModel(result.model, dataset.levels(), dataset.text.embeddings, dataset.text.prompts, {}, {})
         report = evaluate_model(loaded, dataset, "test", GroundTruthSource(benchmark=str(bench))).report

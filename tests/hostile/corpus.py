@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.media import write_video
+from vad.models.checkpoint import TEXT_KEY  # the prompt embeddings a model directory stores beside the weights
 
 FFMPEG = shutil.which("ffmpeg")
 
@@ -338,7 +339,6 @@ ANNOTATIONS = {  # case -> (text appended to a valid annotation file, expected e
 
 # ------------------------------------------------------------------------------------------ model directories
 
-TEXT_KEY = "__text_embeddings__"  # the prompt embeddings a model directory stores beside the weights
 
 
 def _nan_into(tensors: dict, key: str) -> None:
